@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quanux/authserver/keys"
+	"github.com/quanux/authserver/legacy"
+	"github.com/quanux/authserver/oauth"
+	"github.com/quanux/authserver/storage"
+)
+
+func newServeCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token server",
+		Long: "Run the token server: the legacy JSON API, the OAuth 2.0 endpoints, discovery, JWKS and health checks on one listener. " +
+			"It migrates the database and creates the first signing key on first start, and shuts down gracefully on SIGTERM or SIGINT.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.serve(cmd.Context(), nil)
+		},
+	}
+	o.addServeFlags(cmd.Flags())
+	return cmd
+}
+
+// app is the assembled server.
+type app struct {
+	store   *storage.Store
+	keys    *keys.Manager
+	oauth   *oauth.Server
+	handler http.Handler
+}
+
+// newApp opens the database and keys and builds the HTTP handler.
+func (o *options) newApp(ctx context.Context) (*app, error) {
+	if err := o.loadSecret(ctx); err != nil {
+		return nil, err
+	}
+	store, err := o.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	km, err := o.openKeys(ctx, store, o.signingAlg)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	srv, err := oauth.New(oauth.Config{
+		Issuer:          o.issuer,
+		Audience:        o.audience,
+		AccessTokenTTL:  o.accessTokenTTL,
+		RefreshTokenTTL: o.refreshTokenTTL,
+		Secret:          o.secret,
+		Logger:          o.logger,
+	}, store, km)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	legacy.New(srv, o.logger).Register(mux)
+	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, _ *http.Request) {
+		writeHealth(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := store.Ping(ctx); err != nil {
+			o.logger.ErrorContext(ctx, "readiness check failed", "err", err)
+			writeHealth(w, http.StatusServiceUnavailable, "database unavailable")
+			return
+		}
+		writeHealth(w, http.StatusOK, "ok")
+	})
+
+	return &app{store: store, keys: km, oauth: srv, handler: withMiddleware(mux, o.logger)}, nil
+}
+
+// closeStore closes the database at the end of a command; a failure there
+// loses nothing, so it is only logged.
+func closeStore(store *storage.Store, logger *slog.Logger) {
+	if err := store.Close(); err != nil {
+		logger.Warn("closing the database failed", "err", err)
+	}
+}
+
+func writeHealth(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "{\"status\":%q}\n", message)
+}
+
+// serve runs the server until ctx is cancelled. If ready is not nil, the
+// bound address is sent on it once the listener is open.
+func (o *options) serve(ctx context.Context, ready chan<- net.Addr) error {
+	a, err := o.newApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore(a.store, o.logger)
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	httpServer := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
+	}
+
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go o.reloadKeys(bg, a.keys)
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	o.logger.InfoContext(ctx, "server started", "addr", ln.Addr().String(), "settings", o)
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	o.logger.Info("shutting down", "timeout", o.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	o.logger.Info("server stopped")
+	return nil
+}
+
+// reloadKeys rereads the signing keys on an interval, so a rotation made by
+// an admin command or another replica takes effect here.
+func (o *options) reloadKeys(ctx context.Context, km *keys.Manager) {
+	if o.keysReloadEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(o.keysReloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := km.Reload(ctx); err != nil && ctx.Err() == nil {
+				o.logger.ErrorContext(ctx, "signing key reload failed", "err", err)
+			}
+		}
+	}
+}
