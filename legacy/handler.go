@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"net/url"
 	"strings"
 
@@ -18,7 +20,7 @@ import (
 // Backend is the authorization server as the legacy face uses it.
 // *oauth.Server implements it.
 type Backend interface {
-	Exchange(ctx context.Context, form url.Values, ownerID string) (oauth.TokenResult, error)
+	Exchange(ctx context.Context, form url.Values, opts oauth.ExchangeOptions) (oauth.TokenResult, error)
 	AuthenticateBearer(ctx context.Context, token string) (oauth.TokenInfo, error)
 	Accounts() *oauth.Accounts
 }
@@ -56,16 +58,21 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rerr.status, rerr.code, rerr.message)
 		return
 	}
-
-	form, ownerID, rerr := h.loginForm(ctx, req)
-	if rerr != nil {
+	if rerr := req.validate(); rerr != nil {
 		writeError(w, rerr.status, rerr.code, rerr.message)
 		return
 	}
 
-	result, err := h.backend.Exchange(ctx, form, ownerID)
+	form, opts, rerr := loginForm(req)
+	if rerr != nil {
+		writeError(w, rerr.status, rerr.code, rerr.message)
+		return
+	}
+	opts.Address = remoteAddress(r)
+
+	result, err := h.backend.Exchange(ctx, form, opts)
 	if err != nil {
-		h.writeGrantError(ctx, w, err)
+		writeGrantError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, loginResponse{
@@ -77,28 +84,30 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// loginForm translates a login body into token-request parameters, and
-// returns the id of the user a client must belong to when the body names
-// both a user and a client.
-func (h *Handler) loginForm(ctx context.Context, req loginRequest) (url.Values, string, *requestError) {
+// loginForm translates a login body into token-request parameters. When
+// the body names both a user and a client, the user's credentials go into
+// the options: they are never ignored, because they must be right and the
+// client must be theirs.
+func loginForm(req loginRequest) (url.Values, oauth.ExchangeOptions, *requestError) {
+	var opts oauth.ExchangeOptions
 	hasUser := req.Username != "" || req.Password != ""
 	if hasUser && (req.Username == "" || req.Password == "") {
-		return nil, "", badRequest("Fields \"username\" and \"password\" must be sent together.")
+		return nil, opts, badRequest("Fields \"username\" and \"password\" must be sent together.")
 	}
 
 	if req.ClientID == "" {
 		if req.ClientSecret != "" {
-			return nil, "", badRequest("Field \"client_secret\" requires \"client_id\".")
+			return nil, opts, badRequest("Field \"client_secret\" requires \"client_id\".")
 		}
 		if !hasUser {
-			return nil, "", badRequest("Send \"username\" and \"password\", or \"client_id\" and \"client_secret\".")
+			return nil, opts, badRequest("Send \"username\" and \"password\", or \"client_id\" and \"client_secret\".")
 		}
 		return url.Values{
 			"grant_type": {"password"},
 			"client_id":  {storage.LegacyClientID},
 			"username":   {req.Username},
 			"password":   {req.Password},
-		}, "", nil
+		}, opts, nil
 	}
 
 	form := url.Values{
@@ -106,27 +115,30 @@ func (h *Handler) loginForm(ctx context.Context, req loginRequest) (url.Values, 
 		"client_id":     {req.ClientID},
 		"client_secret": {req.ClientSecret},
 	}
-	if !hasUser {
-		return form, "", nil
+	if hasUser {
+		opts.OwnerUsername, opts.OwnerPassword = req.Username, req.Password
 	}
+	return form, opts, nil
+}
 
-	// A username and password beside a client are never ignored: they must
-	// be right, and the client must be theirs.
-	user, ok, err := h.backend.Accounts().Authenticate(ctx, req.Username, req.Password)
+// remoteAddress returns the host part of the peer address.
+func remoteAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		h.logger.ErrorContext(ctx, "login failed", "client_id", req.ClientID, "err", err)
-		return nil, "", &requestError{status: http.StatusInternalServerError, code: "server_error", message: "The login could not be completed; try again later."}
+		return r.RemoteAddr
 	}
-	if !ok {
-		h.logger.WarnContext(ctx, "login rejected", "client_id", req.ClientID, "reason", "bad user credentials")
-		return nil, "", &requestError{status: http.StatusUnauthorized, code: "invalid_credentials", message: invalidCredentialsMessage}
-	}
-	return form, user.ID, nil
+	return host
 }
 
 // writeGrantError turns an RFC 6749 error from the grant into the legacy
 // status and body.
-func (h *Handler) writeGrantError(ctx context.Context, w http.ResponseWriter, err error) {
+func writeGrantError(w http.ResponseWriter, err error) {
+	var throttled *oauth.ThrottledError
+	if errors.As(err, &throttled) {
+		w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf("Too many attempts; retry after %d seconds.", throttled.RetryAfterSeconds()))
+		return
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	switch {
 	case errors.Is(rfc, fosite.ErrInvalidClient), errors.Is(rfc, fosite.ErrInvalidGrant),
@@ -162,6 +174,10 @@ func (h *Handler) handleRegisterClient(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.TrimSpace(req.ClientName) == "" {
 		writeError(w, http.StatusBadRequest, "invalid_request", "Field \"client_name\" is required.")
+		return
+	}
+	if len(req.ClientName) > maxClientNameBytes {
+		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field \"client_name\" is longer than %d bytes.", maxClientNameBytes))
 		return
 	}
 	reg := oauth.ClientRegistration{OwnerID: info.UserID, Name: req.ClientName, Email: req.Email}

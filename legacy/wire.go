@@ -9,10 +9,23 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/quanux/authserver/oauth"
 )
 
 // maxBodyBytes bounds every legacy request body.
 const maxBodyBytes = 64 << 10
+
+// Maximum lengths of legacy fields, in bytes. They are far above any real
+// value and keep oversized input from reaching the database or a hash.
+const (
+	maxUsernameBytes     = 256
+	maxClientIDBytes     = 128
+	maxClientSecretBytes = 256
+	maxClientNameBytes   = 400
+)
 
 // loginRequest is the body of POST /api/auth/login.
 type loginRequest struct {
@@ -25,6 +38,21 @@ type loginRequest struct {
 // LogValue keeps the password and client secret out of logs.
 func (r loginRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("username", r.Username), slog.String("client_id", r.ClientID))
+}
+
+// validate checks field sizes.
+func (r loginRequest) validate() *requestError {
+	switch {
+	case len(r.Username) > maxUsernameBytes:
+		return badRequest("Field \"username\" is longer than %d bytes.", maxUsernameBytes)
+	case len(r.Password) > oauth.MaxPasswordLength:
+		return badRequest("Field \"password\" is longer than %d bytes.", oauth.MaxPasswordLength)
+	case len(r.ClientID) > maxClientIDBytes:
+		return badRequest("Field \"client_id\" is longer than %d bytes.", maxClientIDBytes)
+	case len(r.ClientSecret) > maxClientSecretBytes:
+		return badRequest("Field \"client_secret\" is longer than %d bytes.", maxClientSecretBytes)
+	}
+	return nil
 }
 
 // loginResponse is the reply of a successful login. token, user_id and
@@ -91,6 +119,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *requestError {
 		return badRequest("The request body could not be read.")
 	}
 
+	if !utf8.Valid(body) {
+		return badRequest("The request body is not valid UTF-8.")
+	}
+	if problem := checkJSONStructure(body); problem != "" {
+		return badRequest("%s", problem)
+	}
+
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -103,6 +138,79 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *requestError {
 		return badRequest("The request body has data after the JSON object.")
 	}
 	return nil
+}
+
+// maxJSONDepth bounds nesting; the legacy bodies are flat objects.
+const maxJSONDepth = 8
+
+// checkJSONStructure walks body token by token and returns a message for
+// what encoding/json would silently accept: a key repeated in one object
+// (the last would win, so two parsers could disagree about a credential),
+// NUL characters in strings, and deep nesting. It returns "" for a body
+// without these problems.
+func checkJSONStructure(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		keys   map[string]bool
+		isObj  bool
+		expKey bool
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return ""
+		}
+		if err != nil {
+			return "The request body is not a valid JSON object."
+		}
+
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if len(stack) > 0 && stack[len(stack)-1].isObj {
+					stack[len(stack)-1].expKey = true
+				}
+				if len(stack) >= maxJSONDepth {
+					return "The request body is nested too deeply."
+				}
+				stack = append(stack, frame{keys: map[string]bool{}, isObj: d == '{', expKey: d == '{'})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+
+		s, isString := tok.(string)
+		if isString && strings.ContainsRune(s, 0) {
+			return "The request body contains a NUL character."
+		}
+		if len(stack) == 0 {
+			continue
+		}
+		top := &stack[len(stack)-1]
+		if !top.isObj {
+			continue
+		}
+		if top.expKey {
+			if top.keys[s] {
+				return fmt.Sprintf("Field %q appears more than once.", truncateText(s, 40))
+			}
+			top.keys[s] = true
+			top.expKey = false
+			continue
+		}
+		top.expKey = true
+	}
+}
+
+// truncateText shortens s to n characters for an error message.
+func truncateText(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 func jsonTypeName(kind string) string {

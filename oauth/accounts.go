@@ -87,6 +87,9 @@ type ClientRegistration struct {
 	// GrantTypes lists the grants the client may use, from
 	// ClientGrantTypes; nil means client_credentials only.
 	GrantTypes []string
+	// Introspect lets the client introspect every token, as a resource
+	// server needs; only operators grant it.
+	Introspect bool
 }
 
 // ClientGrantTypes are the grants a registered client may be allowed.
@@ -146,6 +149,7 @@ func (a *Accounts) RegisterClient(ctx context.Context, r ClientRegistration) (*s
 		OwnerID:    owner.ID,
 		Scopes:     scopes,
 		GrantTypes: grants,
+		Introspect: r.Introspect,
 	}
 	if err := a.store.CreateClient(ctx, c); err != nil {
 		return nil, "", err

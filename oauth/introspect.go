@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
@@ -15,6 +16,11 @@ import (
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ir, err := s.provider.NewIntrospectionRequest(ctx, r, NewSession())
+	if err == nil && ir.IsActive() && !s.mayIntrospect(ctx, ir.GetAccessRequester().GetClient().GetID()) {
+		// A client not entitled to this token learns nothing about it,
+		// not even that it exists (RFC 7662 §2.2).
+		err = fosite.ErrInactiveToken
+	}
 	if err != nil {
 		rfc := fosite.ErrorToRFC6749Error(err)
 		// An inactive or expired token is a valid result, not a failure.
@@ -25,6 +31,24 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provider.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// mayIntrospect reports whether the authenticated caller may see tokens of
+// tokenClientID: its own, or every token if it has the introspect right.
+func (s *Server) mayIntrospect(ctx context.Context, tokenClientID string) bool {
+	fr, _ := ctx.Value(formRequestKey{}).(formRequest)
+	if fr.clientID == "" {
+		return false
+	}
+	if fr.clientID == tokenClientID {
+		return true
+	}
+	c, err := s.store.Client(ctx, fr.clientID)
+	if err != nil {
+		s.logger.WarnContext(ctx, "introspection caller lookup failed", "client_id", fr.clientID, "err", err)
+		return false
+	}
+	return c.Introspect
 }
 
 // handleRevoke serves token revocation (RFC 7009). The caller
@@ -66,6 +90,10 @@ type TokenInfo struct {
 // HasScope reports whether the token carries scope.
 func (t TokenInfo) HasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
 
+// maxBearerBytes is the longest access token accepted; the server's own
+// tokens are well under 2 KiB.
+const maxBearerBytes = 8 << 10
+
 // ErrInvalidToken is returned by [Server.AuthenticateBearer] for a token
 // that is malformed, forged, expired, revoked, or not an access token.
 var ErrInvalidToken = errors.New("invalid access token")
@@ -75,6 +103,11 @@ var ErrInvalidToken = errors.New("invalid access token")
 // revoked token or a token of a disabled client or user fails. Errors wrap
 // ErrInvalidToken, or are outages.
 func (s *Server) AuthenticateBearer(ctx context.Context, token string) (TokenInfo, error) {
+	// A JWT has exactly two dots; anything else, or anything longer than
+	// the signer accepts, fails before parsing or a database query.
+	if len(token) > maxBearerBytes || strings.Count(token, ".") != 2 {
+		return TokenInfo{}, ErrInvalidToken
+	}
 	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.AccessToken, NewSession())
 	if err != nil {
 		rfc := fosite.ErrorToRFC6749Error(err)

@@ -36,6 +36,9 @@ type Config struct {
 	// Argon2 sets the cost of new password hashes; zero means
 	// DefaultArgon2Params.
 	Argon2 Argon2Params
+	// Guard sets the brute-force limits of the token endpoint and the
+	// legacy login.
+	Guard GuardConfig
 	// Logger; default discards.
 	Logger *slog.Logger
 }
@@ -47,6 +50,7 @@ type Server struct {
 	store    *storage.Store
 	keys     *keys.Manager
 	accounts *Accounts
+	guard    *Guard
 	issuer   string
 	audience string
 	logger   *slog.Logger
@@ -72,11 +76,16 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 	if err != nil {
 		return nil, err
 	}
+	guard, err := NewGuard(cfg.Guard)
+	if err != nil {
+		return nil, err
+	}
 
 	s := &Server{
 		store:    store,
 		keys:     keyManager,
 		accounts: NewAccounts(store, passwords, secrets, cfg.Logger),
+		guard:    guard,
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		logger:   cfg.Logger,
@@ -103,10 +112,15 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 	}
 
 	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fcfg}, fcfg)
-	tokens := &oauth2.DefaultJWTStrategy{
-		Signer:          keyManager.Signer(),
-		HMACSHAStrategy: hmacStrategy,
-		Config:          fcfg,
+	tokens := &accessTokenStrategy{
+		DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{
+			Signer:          keyManager.Signer(),
+			HMACSHAStrategy: hmacStrategy,
+			Config:          fcfg,
+		},
+		issuer:   cfg.Issuer,
+		audience: cfg.Audience,
+		now:      time.Now,
 	}
 	clients := &clientStore{Store: store}
 	owners := &passwordStore{Store: store, accounts: s.accounts}
@@ -177,9 +191,9 @@ func (s *Server) Accounts() *Accounts { return s.accounts }
 
 // Register adds the standard endpoints to mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /oauth2/token", s.handleToken)
-	mux.HandleFunc("POST /oauth2/introspect", s.handleIntrospect)
-	mux.HandleFunc("POST /oauth2/revoke", s.handleRevoke)
+	mux.HandleFunc("POST /oauth2/token", s.withForm(s.handleToken))
+	mux.HandleFunc("POST /oauth2/introspect", s.withForm(s.handleIntrospect))
+	mux.HandleFunc("POST /oauth2/revoke", s.withForm(s.handleRevoke))
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleDiscovery)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)

@@ -204,7 +204,7 @@ func TestLegacyClientHiddenFromTokenEndpoint(t *testing.T) {
 
 	// The same request through Exchange, the legacy adapter's path,
 	// succeeds.
-	res, err := f.srv.Exchange(t.Context(), form, "")
+	res, err := f.srv.Exchange(t.Context(), form, oauth.ExchangeOptions{})
 	if err != nil {
 		t.Fatalf("Exchange: %v", err)
 	}
@@ -216,12 +216,20 @@ func TestLegacyClientHiddenFromTokenEndpoint(t *testing.T) {
 func TestExchangeRequiresOwner(t *testing.T) {
 	f := newFixture(t)
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {f.clientID}, "client_secret": {f.secret}}
-	if _, err := f.srv.Exchange(t.Context(), form, f.userID); err != nil {
-		t.Fatalf("Exchange with the right owner: %v", err)
+	owner := oauth.ExchangeOptions{OwnerUsername: "alice", OwnerPassword: "alice password"}
+	if _, err := f.srv.Exchange(t.Context(), form, owner); err != nil {
+		t.Fatalf("Exchange with the owner's credentials: %v", err)
 	}
-	_, err := f.srv.Exchange(t.Context(), form, "user_someone_else")
+	if _, err := f.srv.Accounts().CreateUser(t.Context(), "bob", "bob password", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.srv.Exchange(t.Context(), form, oauth.ExchangeOptions{OwnerUsername: "bob", OwnerPassword: "bob password"})
 	if !errors.Is(fosite.ErrorToRFC6749Error(err), fosite.ErrInvalidClient) {
-		t.Errorf("Exchange with another owner: err = %v, want invalid_client", err)
+		t.Errorf("Exchange with another user's credentials: err = %v, want invalid_client", err)
+	}
+	_, err = f.srv.Exchange(t.Context(), form, oauth.ExchangeOptions{OwnerUsername: "alice", OwnerPassword: "wrong"})
+	if !errors.Is(fosite.ErrorToRFC6749Error(err), fosite.ErrInvalidGrant) {
+		t.Errorf("Exchange with a wrong owner password: err = %v, want invalid_grant", err)
 	}
 }
 

@@ -3,9 +3,12 @@ package oauth
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +20,13 @@ import (
 // handleToken serves the token endpoint (RFC 6749 §3.2).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, resp, err := s.issue(ctx, r)
+	fr, _ := ctx.Value(formRequestKey{}).(formRequest)
+	ar, resp, err := s.issue(ctx, r, fr.form, fr.clientID, remoteAddress(r))
 	if err != nil {
+		var throttled *ThrottledError
+		if errors.As(err, &throttled) {
+			w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+		}
 		s.logGrantError(ctx, ar, err)
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
@@ -26,9 +34,101 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// issue runs one token request through fosite: client authentication and
+// remoteAddress returns the host part of the peer address.
+// NOTE: behind a reverse proxy this is the proxy's address, so the
+// per-address limit then applies to all clients together.
+func remoteAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// issue runs one token request under the brute-force limits: the guard
+// admits it or not before any credential is checked, then learns the
+// outcome. Both faces pass through here, so they share one lock state.
+func (s *Server) issue(ctx context.Context, r *http.Request, form url.Values, clientID, address string) (fosite.AccessRequester, fosite.AccessResponder, error) {
+	attempt, err := s.guard.Begin(address, guardKeys(ctx, form, clientID)...)
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		return nil, nil, errTooManyAttempts.WithHintf("Retry after %d seconds.", throttled.RetryAfterSeconds()).WithWrap(err)
+	}
+	if err != nil {
+		return nil, nil, fosite.ErrServerError.WithWrap(err)
+	}
+	ar, resp, err := s.grant(ctx, r)
+	attempt.FinishEach(outcomeOf(err))
+	return ar, resp, err
+}
+
+// errTooManyAttempts is the token endpoint's error for a throttled
+// attempt. RFC 6749 defines no error code for it; temporarily_unavailable
+// with status 429 and Retry-After is what clients can act on.
+var errTooManyAttempts = &fosite.RFC6749Error{
+	ErrorField:       "temporarily_unavailable",
+	DescriptionField: "The request was rejected because of too many attempts.",
+	CodeField:        http.StatusTooManyRequests,
+}
+
+// Guard key prefixes: one namespace per kind of credential.
+const (
+	clientKeyPrefix = "client:"
+	userKeyPrefix   = "user:"
+)
+
+// guardKeys names the credentials a token request tries: its client and,
+// for the password grant or an owner check, the normalised username. The
+// built-in legacy client is left out: it has no secret to guess, and a
+// lock on it would lock every user out of the legacy login.
+func guardKeys(ctx context.Context, form url.Values, clientID string) []string {
+	var keys []string
+	if clientID != "" && clientID != storage.LegacyClientID {
+		keys = append(keys, clientKeyPrefix+clientID)
+	}
+	username := form.Get("username")
+	if owner, ok := ctx.Value(ownerCredentialsKey{}).(ownerCredentials); ok {
+		username = owner.username
+	}
+	if username != "" {
+		if key, err := storage.NormalizeUsername(username); err == nil {
+			keys = append(keys, userKeyPrefix+key)
+		} else {
+			keys = append(keys, userKeyPrefix+username)
+		}
+	}
+	return keys
+}
+
+// outcomeOf classifies a token request's result for the guard, per key.
+// Only errors that mean wrong credentials count as failures, and only
+// against the credential that was wrong: invalid_client blames the
+// client; invalid_grant blames the user when one was named (a wrong
+// password), else the client (a bad refresh token). So a client that runs
+// the password grant for many users is not locked by their typos.
+func outcomeOf(err error) func(key string) Outcome {
+	if err == nil {
+		return func(string) Outcome { return Succeeded }
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	clientWrong := errors.Is(rfc, fosite.ErrInvalidClient)
+	grantWrong := errors.Is(rfc, fosite.ErrInvalidGrant)
+	return func(key string) Outcome {
+		isUser := strings.HasPrefix(key, userKeyPrefix)
+		switch {
+		case clientWrong && !isUser:
+			return Failed
+		case grantWrong && isUser:
+			return Failed
+		default:
+			return Inconclusive
+		}
+	}
+}
+
+// grant runs one token request through fosite: client authentication and
 // the grant handler, then the server's grant rules, then token issuance.
-func (s *Server) issue(ctx context.Context, r *http.Request) (fosite.AccessRequester, fosite.AccessResponder, error) {
+func (s *Server) grant(ctx context.Context, r *http.Request) (fosite.AccessRequester, fosite.AccessResponder, error) {
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		return ar, nil, err
@@ -70,8 +170,10 @@ func (s *Server) applyGrantRules(ctx context.Context, ar fosite.AccessRequester)
 		if err != nil {
 			return fosite.ErrInvalidClient.WithHint("The client's owner does not exist or is disabled.").WithWrap(err)
 		}
-		if owner, ok := ctx.Value(requiredOwnerKey{}).(string); ok && owner != user.ID {
-			return fosite.ErrInvalidClient.WithHint("The client does not belong to the authenticated user.")
+		if owner, ok := ctx.Value(ownerCredentialsKey{}).(ownerCredentials); ok {
+			if err := s.checkOwner(ctx, owner, user.ID); err != nil {
+				return err
+			}
 		}
 		subject = client.ID
 	case ar.GetGrantTypes().ExactOne("password"):
@@ -215,20 +317,55 @@ type TokenResult struct {
 	ClientID    string
 }
 
-// requiredOwnerKey carries the user id that a client-credentials client
-// must belong to, for [Server.Exchange].
-type requiredOwnerKey struct{}
+// ownerCredentialsKey carries the username and password that must belong
+// to the owner of a client-credentials client, for [Server.Exchange].
+type ownerCredentialsKey struct{}
+
+type ownerCredentials struct {
+	username, password string
+}
+
+// checkOwner verifies the owner credentials of a client-credentials
+// request: they must be right and name the client's owner.
+func (s *Server) checkOwner(ctx context.Context, owner ownerCredentials, ownerID string) error {
+	u, ok, err := s.accounts.Authenticate(ctx, owner.username, owner.password)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	if !ok {
+		return fosite.ErrInvalidGrant.WithHint("Unable to authenticate the provided username and password credentials.")
+	}
+	if u.ID != ownerID {
+		return fosite.ErrInvalidClient.WithHint("The client does not belong to the authenticated user.")
+	}
+	return nil
+}
+
+// ExchangeOptions are the legacy adapter's additions to a token request.
+type ExchangeOptions struct {
+	// Address is the caller's network address, for the per-address limit.
+	Address string
+	// OwnerUsername and OwnerPassword, when set on a client-credentials
+	// request, must be the credentials of the client's owner.
+	OwnerUsername string
+	OwnerPassword string
+}
+
+// LogValue keeps the owner password out of logs.
+func (o ExchangeOptions) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("address", o.Address), slog.String("username", o.OwnerUsername))
+}
 
 // Exchange runs a token request given as form parameters (RFC 6749 §4.3.2
 // or §4.4.2, client credentials in the form) through the token endpoint's
-// whole pipeline, for the legacy adapter. It is the only path on which the
-// built-in legacy login client is accepted. A non-empty ownerID makes a
-// client-credentials request fail with invalid_client unless the client
-// belongs to that user. Errors are fosite RFC 6749 errors.
-func (s *Server) Exchange(ctx context.Context, form url.Values, ownerID string) (TokenResult, error) {
+// whole pipeline, including the brute-force limits, for the legacy
+// adapter. It is the only path on which the built-in legacy login client
+// is accepted. Errors are fosite RFC 6749 errors; a throttled request's
+// error wraps a *ThrottledError.
+func (s *Server) Exchange(ctx context.Context, form url.Values, opts ExchangeOptions) (TokenResult, error) {
 	ctx = context.WithValue(ctx, firstPartyKey{}, true)
-	if ownerID != "" {
-		ctx = context.WithValue(ctx, requiredOwnerKey{}, ownerID)
+	if opts.OwnerUsername != "" || opts.OwnerPassword != "" {
+		ctx = context.WithValue(ctx, ownerCredentialsKey{}, ownerCredentials{username: opts.OwnerUsername, password: opts.OwnerPassword})
 	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, s.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
 	if err != nil {
@@ -236,7 +373,7 @@ func (s *Server) Exchange(ctx context.Context, form url.Values, ownerID string) 
 	}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 
-	ar, resp, err := s.issue(ctx, r)
+	ar, resp, err := s.issue(ctx, r, form, form.Get("client_id"), opts.Address)
 	if err != nil {
 		s.logGrantError(ctx, ar, err)
 		return TokenResult{}, err

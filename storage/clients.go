@@ -28,6 +28,10 @@ type Client struct {
 	GrantTypes []string
 	Public     bool
 	Disabled   bool
+	// Introspect lets the client introspect tokens issued to any client,
+	// as a resource server does; without it a client introspects only its
+	// own tokens.
+	Introspect bool
 	// OwnerDisabled reports whether the owning user is disabled; it is
 	// read, never written.
 	OwnerDisabled bool
@@ -82,6 +86,7 @@ func (r clientRow) client() *Client {
 		GrantTypes:    splitScopes(m.GrantTypes),
 		Public:        m.Public,
 		Disabled:      m.Disabled,
+		Introspect:    m.Introspect,
 		OwnerDisabled: r.OwnerDisabled.Bool,
 		CreatedAt:     m.CreatedAt,
 		UpdatedAt:     m.UpdatedAt,
@@ -102,6 +107,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		GrantTypes: joinScopes(c.GrantTypes),
 		Public:     c.Public,
 		Disabled:   c.Disabled,
+		Introspect: c.Introspect,
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}

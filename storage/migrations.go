@@ -61,15 +61,10 @@ var migrations = []migration{
 			)`,
 			`CREATE INDEX clients_owner_id ON clients (owner_id)`,
 		},
+		// Raw SQL, not the model: the model follows the newest schema.
 		after: func(tx *gorm.DB, now time.Time) error {
-			return tx.Create(&clientModel{
-				ID:         LegacyClientID,
-				Name:       "QuanuX legacy login",
-				GrantTypes: "password",
-				Public:     true,
-				CreatedAt:  now,
-				UpdatedAt:  now,
-			}).Error
+			return tx.Exec(`INSERT INTO clients (id, name, grant_types, public, created_at, updated_at)
+				VALUES (?, 'QuanuX legacy login', 'password', TRUE, ?, ?)`, LegacyClientID, now, now).Error
 		},
 	},
 	{
@@ -114,6 +109,11 @@ var migrations = []migration{
 			activated_at TIMESTAMP NULL,
 			retired_at TIMESTAMP NULL
 		)`},
+	},
+	{
+		version:    5,
+		name:       "let clients introspect any token",
+		statements: []string{`ALTER TABLE clients ADD COLUMN introspect BOOLEAN NOT NULL DEFAULT FALSE`},
 	},
 }
 

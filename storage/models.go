@@ -28,6 +28,7 @@ type clientModel struct {
 	GrantTypes string
 	Public     bool
 	Disabled   bool
+	Introspect bool
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }

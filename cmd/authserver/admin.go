@@ -132,7 +132,7 @@ func newClientsCommand(o *options) *cobra.Command {
 	clients := &cobra.Command{Use: "clients", Short: "Manage OAuth 2.0 clients"}
 
 	var name, owner, scopes, email, grantTypes string
-	var asJSON, scopesSet bool
+	var asJSON, scopesSet, introspect bool
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a confidential client and print its id and secret",
@@ -154,7 +154,7 @@ func newClientsCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg := oauth.ClientRegistration{OwnerID: u.ID, Name: name, Email: email, GrantTypes: strings.Fields(grantTypes)}
+			reg := oauth.ClientRegistration{OwnerID: u.ID, Name: name, Email: email, GrantTypes: strings.Fields(grantTypes), Introspect: introspect}
 			if scopesSet = cmd.Flags().Changed("scopes"); scopesSet {
 				reg.Scopes = strings.Fields(scopes)
 			}
@@ -178,6 +178,7 @@ func newClientsCommand(o *options) *cobra.Command {
 	create.Flags().StringVar(&scopes, "scopes", "", "space-separated scopes, a subset of the owner's; default all of the owner's")
 	create.Flags().StringVar(&email, "email", "", "contact email")
 	create.Flags().StringVar(&grantTypes, "grant-types", "client_credentials", "space-separated grants the client may use: client_credentials, password, refresh_token")
+	create.Flags().BoolVar(&introspect, "introspect", false, "let the client introspect tokens of every client, as a resource server does")
 	create.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("owner")

@@ -13,6 +13,7 @@ import (
 )
 
 func TestUsersCreate(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	id := in.createUser("alice", "alice password 1", aliceScopes)
 	if !userIDPattern.MatchString(id) {
@@ -52,6 +53,7 @@ func (in *instance) expectFailure(t *testing.T, stdin string, args []string, wan
 }
 
 func TestClientsCreate(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	ownerID := in.createUser("alice", "alice password 1", aliceScopes)
 
@@ -119,6 +121,7 @@ func keyInState(keys []keyListing, state string) string {
 }
 
 func TestKeysCommands(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	first := listKeys(t, in)
 	if len(first) != 2 || keyInState(first, "active") == "" || keyInState(first, "next") == "" {
@@ -160,6 +163,7 @@ func algorithmOf(keys []keyListing, kid string) string {
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	if out := in.cli("", "migrate"); !strings.Contains(out, "applied migrations") {
 		t.Errorf("first migrate printed %q", out)
@@ -185,6 +189,7 @@ func runWithEnv(t *testing.T, env []string, stdin string, args ...string) (strin
 }
 
 func TestEnvironmentAndSecrets(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	envDB := filepath.Join(dir, "env.db")
 	flagDB := filepath.Join(dir, "flag.db")
@@ -256,6 +261,7 @@ func TestEnvironmentAndSecrets(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	const password = "pw-that-must-not-leak-9f2c"
 	in.createUser("alice", password, aliceScopes)

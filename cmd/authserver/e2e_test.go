@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/quanux/authserver/oauth"
 )
 
 const aliceScopes = "strategy:read strategy:write forge:write"
@@ -84,6 +86,7 @@ func sortedKeys(m map[string]any) []string {
 }
 
 func TestWalkthrough(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	userID := in.createUser("alice", "correct horse battery staple", aliceScopes)
 	if !userIDPattern.MatchString(userID) {
@@ -237,6 +240,7 @@ func setupAlice(t *testing.T, in *instance, serveArgs ...string) (s *server, use
 }
 
 func TestLoginStatusCodes(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	s, _, clientID, secret := setupAlice(t, in)
 	bobToken := s.login(map[string]string{"username": "bob", "password": "bob password 1"})["token"].(string)
@@ -288,6 +292,7 @@ func TestLoginStatusCodes(t *testing.T) {
 }
 
 func TestRegisterClientStatusCodes(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	s, userToken, clientID, secret := setupAlice(t, in)
 	machineToken := s.login(map[string]string{"client_id": clientID, "client_secret": secret})["token"].(string)
@@ -336,14 +341,16 @@ func TestRegisterClientStatusCodes(t *testing.T) {
 }
 
 func TestExpiredTokenRejected(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	in.createUser("alice", "alice password 1", aliceScopes)
 	s := in.serve("--access-token-ttl", "1s")
 	token := s.login(map[string]string{"username": "alice", "password": "alice password 1"})["token"].(string)
 
-	// exp has one-second resolution and fosite accepts a token through the
-	// second of its exp, so wait past that.
-	time.Sleep(3100 * time.Millisecond)
+	// exp has one-second resolution, fosite rounds it to the nearest
+	// second, and the server tolerates oauth.ClaimsLeeway of clock skew,
+	// so wait past all three.
+	time.Sleep(time.Second + oauth.ClaimsLeeway + 2*time.Second)
 	resp := s.postJSON("/api/auth/register-client", token, map[string]string{"client_name": "late"})
 	if resp.status != http.StatusUnauthorized {
 		t.Errorf("status = %d, want 401; body %s", resp.status, resp.body)
@@ -351,6 +358,7 @@ func TestExpiredTokenRejected(t *testing.T) {
 }
 
 func TestTokenEndpointErrors(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	s, _, clientID, secret := setupAlice(t, in)
 
@@ -382,6 +390,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestDiscovery(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	in.createUser("alice", "alice password 1", aliceScopes)
 	s := in.serve()
@@ -409,6 +418,7 @@ func TestDiscovery(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	s := in.serve()
 	for _, path := range []string{"/health/alive", "/health/ready"} {
@@ -419,6 +429,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestKeyRotationReachesRunningServer(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	in.createUser("alice", "alice password 1", aliceScopes)
 	s := in.serve("--keys-reload-interval", "200ms")
@@ -451,6 +462,7 @@ func TestKeyRotationReachesRunningServer(t *testing.T) {
 }
 
 func TestPasswordAndRefreshGrants(t *testing.T) {
+	t.Parallel()
 	in := newInstance(t)
 	userID := in.createUser("alice", "alice password 1", aliceScopes)
 	out := in.cli("", "clients", "create", "--name", "desktop", "--owner", "alice", "--grant-types", "password refresh_token", "--json")

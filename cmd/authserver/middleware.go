@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,10 +11,15 @@ import (
 	"time"
 )
 
+// maxBodyBytes bounds every request body. Handlers set tighter limits of
+// their own and respond 413 past them.
+const maxBodyBytes = 64 << 10
+
 // withMiddleware adds, outermost first: panic recovery, security headers,
-// and one access-log line per request. The log names the path only, never
-// the query string or headers, which may carry credentials.
-func withMiddleware(next http.Handler, logger *slog.Logger) http.Handler {
+// a body-size limit, JSON bodies for unknown routes, and one access-log
+// line per request. The log names the path only, never the query string
+// or headers, which may carry credentials.
+func withMiddleware(mux *http.ServeMux, logger *slog.Logger, https bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		requestID := randomHexID()
@@ -27,6 +33,12 @@ func withMiddleware(next http.Handler, logger *slog.Logger) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Request-Id", requestID)
+		// Responses carry tokens and credentials unless a handler sets
+		// its own caching, as discovery and the JWKS do.
+		h.Set("Cache-Control", "no-store")
+		if https {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 
 		defer func() {
 			if v := recover(); v != nil {
@@ -35,7 +47,7 @@ func withMiddleware(next http.Handler, logger *slog.Logger) http.Handler {
 				}
 				logger.ErrorContext(ctx, "handler panicked", "path", r.URL.Path, "panic", v)
 				if !rec.wroteHeader {
-					http.Error(rec, `{"error":"server_error","message":"internal error"}`, http.StatusInternalServerError)
+					writeJSONError(rec, http.StatusInternalServerError, "server_error", "The server failed to handle the request.")
 				}
 			}
 			logger.LogAttrs(ctx, slog.LevelDebug, "request",
@@ -45,8 +57,50 @@ func withMiddleware(next http.Handler, logger *slog.Logger) http.Handler {
 				slog.Duration("duration", time.Since(start)),
 			)
 		}()
-		next.ServeHTTP(rec, r.WithContext(ctx))
+
+		r = r.WithContext(ctx)
+		r.Body = http.MaxBytesReader(rec, r.Body, maxBodyBytes)
+		if _, pattern := mux.Handler(r); pattern == "" {
+			writeRouteError(rec, r, mux)
+			return
+		}
+		mux.ServeHTTP(rec, r)
 	})
+}
+
+// writeRouteError responds to a request that no route matches with the
+// status the mux would give (404, or 405 with its Allow header) and a JSON
+// body.
+func writeRouteError(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	probe := &headerProbe{header: http.Header{}}
+	handler, _ := mux.Handler(r)
+	handler.ServeHTTP(probe, r)
+	if allow := probe.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed on this path.")
+	default:
+		writeJSONError(w, http.StatusNotFound, "not_found", "No endpoint at this path.")
+	}
+}
+
+// headerProbe records the status and headers a handler writes and drops
+// its body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(status int)      { p.status = status }
+
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": message})
 }
 
 type requestIDKey struct{}

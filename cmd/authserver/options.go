@@ -42,6 +42,11 @@ type options struct {
 	signingAlg      string
 	keysReloadEvery time.Duration
 	shutdownTimeout time.Duration
+	maxFailures     int
+	lockout         time.Duration
+	lockoutMax      time.Duration
+	addressRate     float64
+	addressBurst    int
 
 	secret []byte
 	logger *slog.Logger
@@ -82,6 +87,11 @@ func (o *options) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.signingAlg, "signing-alg", "RS256", "token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.keysReloadEvery, "keys-reload-interval", 30*time.Second, "how often the signing keys are reloaded from the database, so a rotation made by another process takes effect")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
+	fs.IntVar(&o.maxFailures, "max-failures", 5, "consecutive failed logins a username or client id may make before it is locked")
+	fs.DurationVar(&o.lockout, "lockout", time.Second, "first lockout after max-failures; each further failure doubles it")
+	fs.DurationVar(&o.lockoutMax, "lockout-max", 15*time.Minute, "longest lockout")
+	fs.Float64Var(&o.addressRate, "address-rate", 10, "credential attempts per second one source address may make on average")
+	fs.IntVar(&o.addressBurst, "address-burst", 20, "credential attempts one source address may make at once")
 }
 
 // resolve fills unset flags from the environment, then builds the logger.

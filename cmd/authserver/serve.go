@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,6 +62,13 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		RefreshTokenTTL: o.refreshTokenTTL,
 		Secret:          o.secret,
 		Logger:          o.logger,
+		Guard: oauth.GuardConfig{
+			MaxFailures:  o.maxFailures,
+			LockoutBase:  o.lockout,
+			LockoutMax:   o.lockoutMax,
+			AddressRate:  o.addressRate,
+			AddressBurst: o.addressBurst,
+		},
 	}, store, km)
 	if err != nil {
 		_ = store.Close()
@@ -84,7 +92,7 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
 
-	return &app{store: store, keys: km, oauth: srv, handler: withMiddleware(mux, o.logger)}, nil
+	return &app{store: store, keys: km, oauth: srv, handler: withMiddleware(mux, o.logger, strings.HasPrefix(o.issuer, "https://"))}, nil
 }
 
 // closeStore closes the database at the end of a command; a failure there

@@ -1,0 +1,258 @@
+package oauth
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// GuardConfig sets the brute-force limits. Zero values mean the defaults.
+type GuardConfig struct {
+	// MaxFailures is how many consecutive failed attempts a username or a
+	// client id may make before it is locked; default 5.
+	MaxFailures int
+	// LockoutBase is the first lockout; each further failure while over
+	// the limit doubles it. Default 1s.
+	LockoutBase time.Duration
+	// LockoutMax caps the lockout; default 15m.
+	LockoutMax time.Duration
+	// AddressRate is how many credential attempts per second one source
+	// address may make on average; default 10.
+	AddressRate float64
+	// AddressBurst is how many attempts one source address may make at
+	// once; default 20.
+	AddressBurst int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// ThrottledError is returned when an attempt is refused by the brute-force
+// limits before any credential is checked.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many attempts; retry after %s", e.RetryAfter)
+}
+
+// RetryAfterSeconds returns the Retry-After header value, at least 1.
+func (e *ThrottledError) RetryAfterSeconds() int {
+	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
+}
+
+// maxTrackedKeys bounds the memory of the failure and address tables. Past
+// it, idle entries are dropped first, then entries that are neither locked
+// nor in use, so an attacker cannot exhaust memory; the price is that some
+// old failure counts are lost.
+const maxTrackedKeys = 100_000
+
+// Guard tracks failed credential attempts per username and per client id,
+// and limits attempts per source address. An attempt is counted as failed
+// from the moment it starts until it succeeds, so concurrent attempts
+// cannot slip past the limit while the first ones are still being checked.
+// It is safe for concurrent use.
+//
+// NOTE: the state lives in this process. Several replicas each keep their
+// own, so an attacker spreading attempts over N replicas gets N times the
+// limit.
+type Guard struct {
+	cfg GuardConfig
+
+	mu        sync.Mutex
+	failures  map[string]*failureState
+	addresses map[string]*addressState
+}
+
+type failureState struct {
+	failures    int
+	inFlight    int
+	lockedUntil time.Time
+	lastSeen    time.Time
+}
+
+type addressState struct {
+	limiter  *rate.Limiter
+	lastSeen time.Time
+}
+
+// NewGuard returns a Guard with cfg's limits.
+func NewGuard(cfg GuardConfig) (*Guard, error) {
+	if cfg.MaxFailures == 0 {
+		cfg.MaxFailures = 5
+	}
+	if cfg.LockoutBase == 0 {
+		cfg.LockoutBase = time.Second
+	}
+	if cfg.LockoutMax == 0 {
+		cfg.LockoutMax = 15 * time.Minute
+	}
+	if cfg.AddressRate == 0 {
+		cfg.AddressRate = 10
+	}
+	if cfg.AddressBurst == 0 {
+		cfg.AddressBurst = 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxFailures < 1 || cfg.LockoutBase < 0 || cfg.LockoutMax < cfg.LockoutBase || cfg.AddressRate < 0 || cfg.AddressBurst < 1 {
+		return nil, fmt.Errorf("invalid brute-force limits: max failures %d, lockout %s to %s, %g attempts/s with burst %d",
+			cfg.MaxFailures, cfg.LockoutBase, cfg.LockoutMax, cfg.AddressRate, cfg.AddressBurst)
+	}
+	return &Guard{
+		cfg:       cfg,
+		failures:  make(map[string]*failureState),
+		addresses: make(map[string]*addressState),
+	}, nil
+}
+
+// Attempt is one credential check in progress. Its owner must call Finish
+// or FinishEach exactly once.
+type Attempt struct {
+	guard *Guard
+	keys  []string
+}
+
+// Begin starts an attempt from address that names the given credential
+// keys (such as "user:alice" and "client:client_…"). It returns a
+// ThrottledError when the address is over its rate, or a key is locked or
+// has as many attempts failed and in flight as the limit allows.
+func (g *Guard) Begin(address string, keys ...string) (*Attempt, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.cfg.Now()
+	g.pruneLocked(now)
+
+	if address != "" {
+		st := g.addresses[address]
+		if st == nil {
+			st = &addressState{limiter: rate.NewLimiter(rate.Limit(g.cfg.AddressRate), g.cfg.AddressBurst)}
+			g.addresses[address] = st
+		}
+		st.lastSeen = now
+		r := st.limiter.ReserveN(now, 1)
+		if delay := r.DelayFrom(now); delay > 0 {
+			r.CancelAt(now)
+			return nil, &ThrottledError{RetryAfter: delay}
+		}
+	}
+
+	for _, k := range keys {
+		st := g.failures[k]
+		if st == nil {
+			continue
+		}
+		if wait := st.lockedUntil.Sub(now); wait > 0 {
+			return nil, &ThrottledError{RetryAfter: wait}
+		}
+		// Attempts still running count as failures until they finish, so
+		// concurrent requests cannot exceed the limit. Past the limit, once
+		// the lockout ends, one attempt at a time is let through.
+		limit := g.cfg.MaxFailures
+		if st.failures >= limit {
+			limit = st.failures + 1
+		}
+		if st.failures+st.inFlight >= limit {
+			return nil, &ThrottledError{RetryAfter: g.cfg.LockoutBase}
+		}
+	}
+
+	for _, k := range keys {
+		st := g.failures[k]
+		if st == nil {
+			st = &failureState{}
+			g.failures[k] = st
+		}
+		st.inFlight++
+		st.lastSeen = now
+	}
+	return &Attempt{guard: g, keys: keys}, nil
+}
+
+// Finish records one outcome for every key of the attempt.
+func (a *Attempt) Finish(outcome Outcome) {
+	a.FinishEach(func(string) Outcome { return outcome })
+}
+
+// FinishEach records the attempt's outcome per key, as outcome reports it.
+// A success clears the failures of a key; a failure counts against it and
+// locks it on reaching the limit, for a time that doubles with each
+// further failure. An outcome that proves nothing about a key's
+// credential, such as a malformed request, passes neither.
+func (a *Attempt) FinishEach(outcome func(key string) Outcome) {
+	g := a.guard
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.cfg.Now()
+	for _, k := range a.keys {
+		st := g.failures[k]
+		if st == nil {
+			continue
+		}
+		st.inFlight = max(0, st.inFlight-1)
+		st.lastSeen = now
+		switch outcome(k) {
+		case Succeeded:
+			st.failures = 0
+			st.lockedUntil = time.Time{}
+		case Failed:
+			st.failures++
+			if over := st.failures - g.cfg.MaxFailures; over >= 0 {
+				st.lockedUntil = now.Add(g.lockout(over))
+			}
+		}
+	}
+}
+
+// Outcome is the result of a credential attempt, as the guard counts it.
+type Outcome int
+
+// Outcomes of an attempt.
+const (
+	Inconclusive Outcome = iota
+	Succeeded
+	Failed
+)
+
+func (g *Guard) lockout(over int) time.Duration {
+	if over >= 30 {
+		return g.cfg.LockoutMax
+	}
+	return min(g.cfg.LockoutBase<<over, g.cfg.LockoutMax)
+}
+
+// pruneLocked shrinks the tables once they grow past maxTrackedKeys:
+// first entries idle longer than the longest lockout, then, if needed,
+// every entry that is neither locked nor in use.
+func (g *Guard) pruneLocked(now time.Time) {
+	if len(g.failures)+len(g.addresses) < maxTrackedKeys {
+		return
+	}
+	idle := now.Add(-g.cfg.LockoutMax)
+	for k, st := range g.failures {
+		if st.inFlight == 0 && st.lastSeen.Before(idle) {
+			delete(g.failures, k)
+		}
+	}
+	if len(g.failures) >= maxTrackedKeys/2 {
+		// Still full of recent entries: keep only the locked and the
+		// running ones, which are what the limits depend on.
+		for k, st := range g.failures {
+			if st.inFlight == 0 && !st.lockedUntil.After(now) {
+				delete(g.failures, k)
+			}
+		}
+	}
+	for k, st := range g.addresses {
+		if st.lastSeen.Before(now.Add(-time.Minute)) {
+			delete(g.addresses, k)
+		}
+	}
+	if len(g.addresses) >= maxTrackedKeys/2 {
+		g.addresses = make(map[string]*addressState)
+	}
+}
