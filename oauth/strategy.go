@@ -28,7 +28,7 @@ type accessTokenStrategy struct {
 }
 
 func (s *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
-	t, err := s.Signer.Decode(ctx, token)
+	t, err := s.Decode(ctx, token)
 	if err != nil {
 		return fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug("the token's signature, key or header is invalid")
 	}

@@ -42,9 +42,13 @@ func (s *Store) SigningKeys(ctx context.Context) ([]keys.Record, error) {
 
 // ApplyRotation applies r in one transaction. The compare step reads the
 // active key inside the transaction, which holds the write lock on SQLite
-// (BEGIN IMMEDIATE), so two processes rotating at once cannot both pass it.
+// (BEGIN IMMEDIATE) and an advisory lock on PostgreSQL, so two processes
+// rotating at once cannot both pass it.
 func (s *Store) ApplyRotation(ctx context.Context, r keys.Rotation) error {
 	return s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockTx(tx, lockKeys); err != nil {
+			return err
+		}
 		var active []string
 		err := tx.Model(&signingKeyModel{}).
 			Where("state = ?", string(keys.StateActive)).

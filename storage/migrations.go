@@ -130,11 +130,17 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 // once are safe: each migration re-checks its version inside a transaction
 // that holds the write lock.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
-	err := s.db(ctx).Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		name TEXT NOT NULL,
-		applied_at TIMESTAMP NOT NULL
-	)`).Error
+	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Replicas starting at once would race to create the table.
+		if err := s.lockTx(tx, lockMigrations); err != nil {
+			return err
+		}
+		return tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY,
+			name TEXT NOT NULL,
+			applied_at TIMESTAMP NOT NULL
+		)`).Error
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
@@ -156,6 +162,9 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 func (s *Store) applyMigration(ctx context.Context, m migration) (bool, error) {
 	applied := false
 	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTx(tx, lockMigrations); err != nil {
+			return err
+		}
 		var existing schemaMigration
 		err := tx.Where("version = ?", m.version).Take(&existing).Error
 		if err == nil {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	pgdriver "gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -32,6 +34,15 @@ type Config struct {
 	// BusyTimeout is how long a SQLite writer waits for the lock held by
 	// another connection or process before failing; default 5s.
 	BusyTimeout time.Duration
+	// MaxOpenConns bounds the connection pool; default 20 on PostgreSQL
+	// and 8 on SQLite, where only one connection writes at a time anyway.
+	MaxOpenConns int
+	// MaxIdleConns is how many idle connections the pool keeps; default
+	// 10, at most MaxOpenConns.
+	MaxIdleConns int
+	// ConnMaxLifetime closes connections older than this; default 30m, so
+	// a PostgreSQL failover or restart is picked up.
+	ConnMaxLifetime time.Duration
 	// NewSession returns an empty session for token lookups whose caller
 	// passes none (revocation does). Required.
 	NewSession func() fosite.Session
@@ -46,6 +57,7 @@ type Config struct {
 // processes may share one database file or server.
 type Store struct {
 	gdb        *gorm.DB
+	postgres   bool
 	newSession func() fosite.Session
 	logger     *slog.Logger
 	now        func() time.Time
@@ -69,8 +81,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	postgres := isPostgresURL(cfg.Database)
+	if cfg.MaxOpenConns == 0 {
+		cfg.MaxOpenConns = 8
+		if postgres {
+			cfg.MaxOpenConns = 20
+		}
+	}
+	if cfg.MaxIdleConns == 0 {
+		cfg.MaxIdleConns = min(10, cfg.MaxOpenConns)
+	}
+	if cfg.ConnMaxLifetime == 0 {
+		cfg.ConnMaxLifetime = 30 * time.Minute
+	}
+	if cfg.MaxOpenConns < 1 || cfg.MaxIdleConns < 0 || cfg.MaxIdleConns > cfg.MaxOpenConns || cfg.ConnMaxLifetime < 0 {
+		return nil, fmt.Errorf("invalid connection pool: %d open, %d idle, lifetime %s", cfg.MaxOpenConns, cfg.MaxIdleConns, cfg.ConnMaxLifetime)
+	}
 
-	dialector, err := dialectorFor(cfg)
+	dialector, err := dialectorFor(cfg, postgres)
 	if err != nil {
 		return nil, err
 	}
@@ -91,19 +119,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
+		if postgres {
+			return nil, fmt.Errorf("connect to database %s: %w", redactURL(cfg.Database), err)
+		}
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 
-	return &Store{gdb: gdb, newSession: cfg.NewSession, logger: cfg.Logger, now: cfg.Now}, nil
+	return &Store{gdb: gdb, postgres: postgres, newSession: cfg.NewSession, logger: cfg.Logger, now: cfg.Now}, nil
 }
 
-func dialectorFor(cfg Config) (gorm.Dialector, error) {
-	if strings.HasPrefix(cfg.Database, "postgres://") || strings.HasPrefix(cfg.Database, "postgresql://") {
-		// TODO: PostgreSQL needs gorm.io/driver/postgres and a migration
-		// lock for replicas starting at once; until then only SQLite runs.
-		return nil, fmt.Errorf("database %q: PostgreSQL: %w", redactURL(cfg.Database), errors.ErrUnsupported)
+func isPostgresURL(database string) bool {
+	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
+}
+
+func dialectorFor(cfg Config, postgres bool) (gorm.Dialector, error) {
+	if postgres {
+		if _, err := url.Parse(cfg.Database); err != nil {
+			return nil, errors.New("database URL is not a valid postgres:// URL")
+		}
+		return pgdriver.Open(cfg.Database), nil
 	}
 
 	// WAL lets readers proceed while one connection writes, and the busy
@@ -190,11 +229,40 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if !ok {
 		return errors.New("rollback: no transaction in context")
 	}
-	if err := tx.Rollback().Error; err != nil {
+	err := tx.Rollback().Error
+	if errors.Is(err, sql.ErrTxDone) || (err != nil && ctx.Err() != nil) {
+		// database/sql rolls a transaction back by itself when its context
+		// ends, so there is nothing left to undo.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil
 }
+
+// Advisory lock ids, PostgreSQL only: one per kind of serialised change.
+const (
+	lockMigrations int64 = 0x5155414e5801 // "QUANX" and 1
+	lockKeys       int64 = 0x5155414e5802
+)
+
+// lockTx serialises tx against other transactions that take the same lock,
+// across processes, until tx ends. On SQLite every writing transaction
+// already holds the database's write lock (BEGIN IMMEDIATE), so it does
+// nothing there.
+func (s *Store) lockTx(tx *gorm.DB, id int64) error {
+	if !s.postgres {
+		return nil
+	}
+	if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", id).Error; err != nil {
+		return fmt.Errorf("take advisory lock %d: %w", id, err)
+	}
+	return nil
+}
+
+// IsPostgres reports whether the store runs on PostgreSQL.
+func (s *Store) IsPostgres() bool { return s.postgres }
 
 // inTx runs fn in a transaction, or inside the one ctx already carries.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
