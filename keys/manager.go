@@ -80,6 +80,34 @@ type Manager struct {
 	// compare step does the same across processes.
 	mu  sync.Mutex
 	set atomic.Pointer[keySet]
+
+	// lastUnknownReload is when a token with an unknown kid last caused a
+	// reload, in Unix nanoseconds.
+	lastUnknownReload atomic.Int64
+}
+
+// minUnknownKeyReload is the shortest time between two reloads caused by
+// tokens with an unknown kid, so forged kids cannot turn verification into
+// a database load.
+const minUnknownKeyReload = time.Second
+
+// reloadForUnknownKey reloads the key set for a token whose kid this
+// process has not loaded, at most once per minUnknownKeyReload across all
+// callers. It reports whether it reloaded.
+func (m *Manager) reloadForUnknownKey(ctx context.Context) bool {
+	now := m.now().UnixNano()
+	last := m.lastUnknownReload.Load()
+	if last != 0 && now-last < int64(minUnknownKeyReload) {
+		return false
+	}
+	if !m.lastUnknownReload.CompareAndSwap(last, now) {
+		return false
+	}
+	if err := m.Reload(ctx); err != nil {
+		m.log.WarnContext(ctx, "signing key reload for an unknown kid failed", "err", err)
+		return false
+	}
+	return true
 }
 
 // New validates cfg, loads the key set from store and makes sure a key of

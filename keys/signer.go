@@ -128,6 +128,10 @@ func (s *Signer) Decode(ctx context.Context, token string) (*jwt.Token, error) {
 	h := jws.Signatures[0].Header
 
 	key, err := verificationKey(set, h)
+	if err != nil && h.KeyID != "" && set.published[h.KeyID] == nil && s.m.reloadForUnknownKey(ctx) {
+		// Another process may have rotated since this one last loaded.
+		key, err = verificationKey(s.m.current(), h)
+	}
 	if err != nil {
 		return nil, unverifiable(err)
 	}

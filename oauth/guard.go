@@ -1,12 +1,18 @@
 package oauth
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/quanux/authserver/storage"
 )
 
 // GuardConfig sets the brute-force limits. Zero values mean the defaults.
@@ -27,6 +33,19 @@ type GuardConfig struct {
 	AddressBurst int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Store, when set, shares failure counts and locks with every process
+	// on the same database. Without it they live in this process only.
+	Store FailureStore
+	// Logger receives errors of the Store; default discards.
+	Logger *slog.Logger
+}
+
+// FailureStore keeps failure counts that several processes share.
+// storage.Store implements it.
+type FailureStore interface {
+	LoginFailures(ctx context.Context, keys []string) (map[string]storage.LoginFailure, error)
+	RecordLoginFailure(ctx context.Context, key string, now time.Time, lockUntil func(failures int) time.Time) (storage.LoginFailure, error)
+	ClearLoginFailures(ctx context.Context, keys []string) error
 }
 
 // ThrottledError is returned when an attempt is refused by the brute-force
@@ -50,15 +69,19 @@ func (e *ThrottledError) RetryAfterSeconds() int {
 // old failure counts are lost.
 const maxTrackedKeys = 100_000
 
+// Guard key prefixes: one namespace per kind of credential.
+const (
+	ClientKeyPrefix = "client:"
+	UserKeyPrefix   = "user:"
+)
+
 // Guard tracks failed credential attempts per username and per client id,
 // and limits attempts per source address. An attempt is counted as failed
 // from the moment it starts until it succeeds, so concurrent attempts
 // cannot slip past the limit while the first ones are still being checked.
-// It is safe for concurrent use.
-//
-// NOTE: the state lives in this process. Several replicas each keep their
-// own, so an attacker spreading attempts over N replicas gets N times the
-// limit.
+// With a FailureStore, failure counts and locks are shared by every
+// process on the database; in-flight attempts and the per-address rate
+// are counted per process. It is safe for concurrent use.
 type Guard struct {
 	cfg GuardConfig
 
@@ -99,6 +122,9 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	if cfg.MaxFailures < 1 || cfg.LockoutBase < 0 || cfg.LockoutMax < cfg.LockoutBase || cfg.AddressRate < 0 || cfg.AddressBurst < 1 {
 		return nil, fmt.Errorf("invalid brute-force limits: max failures %d, lockout %s to %s, %g attempts/s with burst %d",
 			cfg.MaxFailures, cfg.LockoutBase, cfg.LockoutMax, cfg.AddressRate, cfg.AddressBurst)
@@ -115,13 +141,21 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 type Attempt struct {
 	guard *Guard
 	keys  []string
+	// shared holds the keys that had a shared failure record at Begin,
+	// which a success must clear.
+	shared []string
 }
 
 // Begin starts an attempt from address that names the given credential
 // keys (such as "user:alice" and "client:client_…"). It returns a
 // ThrottledError when the address is over its rate, or a key is locked or
 // has as many attempts failed and in flight as the limit allows.
-func (g *Guard) Begin(address string, keys ...string) (*Attempt, error) {
+func (g *Guard) Begin(ctx context.Context, address string, keys ...string) (*Attempt, error) {
+	shared, err := g.sharedFailures(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.cfg.Now()
@@ -142,9 +176,18 @@ func (g *Guard) Begin(address string, keys ...string) (*Attempt, error) {
 	}
 
 	for _, k := range keys {
+		if rec, ok := shared[k]; ok {
+			if wait := rec.LockedUntil.Sub(now); wait > 0 {
+				return nil, &ThrottledError{RetryAfter: wait}
+			}
+		}
 		st := g.failures[k]
 		if st == nil {
 			continue
+		}
+		if rec, ok := shared[k]; ok {
+			// Another process may have counted more failures.
+			st.failures = max(st.failures, rec.Failures)
 		}
 		if wait := st.lockedUntil.Sub(now); wait > 0 {
 			return nil, &ThrottledError{RetryAfter: wait}
@@ -156,26 +199,57 @@ func (g *Guard) Begin(address string, keys ...string) (*Attempt, error) {
 		if st.failures >= limit {
 			limit = st.failures + 1
 		}
-		if st.failures+st.inFlight >= limit {
+		inFlight := st.inFlight
+		if strings.HasPrefix(k, ClientKeyPrefix) && st.failures == 0 {
+			// A client with no failure may run any number of requests at
+			// once: its 256-bit secret cannot be guessed in one concurrent
+			// wave, and counting them would cap every busy client at
+			// MaxFailures requests in flight.
+			inFlight = 0
+		}
+		if st.failures+inFlight >= limit {
 			return nil, &ThrottledError{RetryAfter: g.cfg.LockoutBase}
 		}
 	}
 
+	a := &Attempt{guard: g, keys: keys}
 	for _, k := range keys {
 		st := g.failures[k]
 		if st == nil {
 			st = &failureState{}
 			g.failures[k] = st
 		}
+		if rec, ok := shared[k]; ok {
+			st.failures = max(st.failures, rec.Failures)
+			a.shared = append(a.shared, k)
+		}
 		st.inFlight++
 		st.lastSeen = now
 	}
-	return &Attempt{guard: g, keys: keys}, nil
+	return a, nil
+}
+
+// sharedFailures reads the keys' shared records. A store error is logged
+// and treated as no record: the guard then falls back to this process's
+// own counts rather than locking every user out during an outage.
+func (g *Guard) sharedFailures(ctx context.Context, keys []string) (map[string]storage.LoginFailure, error) {
+	if g.cfg.Store == nil || len(keys) == 0 {
+		return nil, nil
+	}
+	recs, err := g.cfg.Store.LoginFailures(ctx, keys)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		g.cfg.Logger.ErrorContext(ctx, "reading shared login failures failed; using this process's counts", "err", err)
+		return nil, nil
+	}
+	return recs, nil
 }
 
 // Finish records one outcome for every key of the attempt.
-func (a *Attempt) Finish(outcome Outcome) {
-	a.FinishEach(func(string) Outcome { return outcome })
+func (a *Attempt) Finish(ctx context.Context, outcome Outcome) {
+	a.FinishEach(ctx, func(string) Outcome { return outcome })
 }
 
 // FinishEach records the attempt's outcome per key, as outcome reports it.
@@ -183,10 +257,10 @@ func (a *Attempt) Finish(outcome Outcome) {
 // locks it on reaching the limit, for a time that doubles with each
 // further failure. An outcome that proves nothing about a key's
 // credential, such as a malformed request, passes neither.
-func (a *Attempt) FinishEach(outcome func(key string) Outcome) {
+func (a *Attempt) FinishEach(ctx context.Context, outcome func(key string) Outcome) {
 	g := a.guard
+	var failed, cleared []string
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	now := g.cfg.Now()
 	for _, k := range a.keys {
 		st := g.failures[k]
@@ -199,11 +273,57 @@ func (a *Attempt) FinishEach(outcome func(key string) Outcome) {
 		case Succeeded:
 			st.failures = 0
 			st.lockedUntil = time.Time{}
+			if slices.Contains(a.shared, k) {
+				cleared = append(cleared, k)
+			}
 		case Failed:
 			st.failures++
-			if over := st.failures - g.cfg.MaxFailures; over >= 0 {
-				st.lockedUntil = now.Add(g.lockout(over))
+			st.lockedUntil = g.lockUntil(now, st.failures)
+			failed = append(failed, k)
+		}
+	}
+	g.mu.Unlock()
+
+	g.recordShared(ctx, now, failed, cleared)
+}
+
+// lockUntil returns the end of the lock that a count of failures earns, or
+// zero for none.
+func (g *Guard) lockUntil(now time.Time, failures int) time.Time {
+	over := failures - g.cfg.MaxFailures
+	if over < 0 {
+		return time.Time{}
+	}
+	return now.Add(g.lockout(over))
+}
+
+// recordShared writes an attempt's outcome to the shared store. A failure
+// raises the shared count, which may be higher than this process's; the
+// lock follows the shared count, and this process adopts it.
+func (g *Guard) recordShared(ctx context.Context, now time.Time, failed, cleared []string) {
+	if g.cfg.Store == nil {
+		return
+	}
+	// The request may have ended; the record must still be written.
+	ctx = context.WithoutCancel(ctx)
+	for _, k := range failed {
+		rec, err := g.cfg.Store.RecordLoginFailure(ctx, k, now, func(n int) time.Time { return g.lockUntil(now, n) })
+		if err != nil {
+			g.cfg.Logger.ErrorContext(ctx, "recording a shared login failure failed", "err", err)
+			continue
+		}
+		g.mu.Lock()
+		if st := g.failures[k]; st != nil {
+			st.failures = max(st.failures, rec.Failures)
+			if rec.LockedUntil.After(st.lockedUntil) {
+				st.lockedUntil = rec.LockedUntil
 			}
+		}
+		g.mu.Unlock()
+	}
+	if len(cleared) > 0 {
+		if err := g.cfg.Store.ClearLoginFailures(ctx, cleared); err != nil {
+			g.cfg.Logger.ErrorContext(ctx, "clearing shared login failures failed", "err", err)
 		}
 	}
 }

@@ -35,11 +35,11 @@ func newTestGuard(t *testing.T, clock *fakeClock) *Guard {
 
 func fail(t *testing.T, g *Guard, keys ...string) error {
 	t.Helper()
-	a, err := g.Begin("", keys...)
+	a, err := g.Begin(t.Context(), "", keys...)
 	if err != nil {
 		return err
 	}
-	a.Finish(Failed)
+	a.Finish(t.Context(), Failed)
 	return nil
 }
 
@@ -52,7 +52,7 @@ func TestGuardLocksAfterMaxFailures(t *testing.T) {
 		}
 	}
 
-	_, err := g.Begin("", "user:alice")
+	_, err := g.Begin(t.Context(), "", "user:alice")
 	var throttled *ThrottledError
 	if !errors.As(err, &throttled) {
 		t.Fatalf("fourth attempt: err = %v, want ThrottledError", err)
@@ -60,7 +60,7 @@ func TestGuardLocksAfterMaxFailures(t *testing.T) {
 	if throttled.RetryAfter != time.Second {
 		t.Errorf("RetryAfter = %s, want the first lockout of 1s", throttled.RetryAfter)
 	}
-	if _, err := g.Begin("", "user:bob"); err != nil {
+	if _, err := g.Begin(t.Context(), "", "user:bob"); err != nil {
 		t.Errorf("another user is locked too: %v", err)
 	}
 
@@ -70,7 +70,7 @@ func TestGuardLocksAfterMaxFailures(t *testing.T) {
 		if err := fail(t, g, "user:alice"); err != nil {
 			t.Fatalf("attempt after the lockout refused: %v", err)
 		}
-		_, err := g.Begin("", "user:alice")
+		_, err := g.Begin(t.Context(), "", "user:alice")
 		if !errors.As(err, &throttled) || throttled.RetryAfter != want {
 			t.Errorf("lockout = %v (err %v), want %s", throttled, err, want)
 		}
@@ -85,11 +85,11 @@ func TestGuardSuccessResets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, err := g.Begin("", "client:c1")
+	a, err := g.Begin(t.Context(), "", "client:c1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Finish(Succeeded)
+	a.Finish(t.Context(), Succeeded)
 	for i := range 2 {
 		if err := fail(t, g, "client:c1"); err != nil {
 			t.Fatalf("failure %d after a success refused: %v", i+1, err)
@@ -101,11 +101,11 @@ func TestGuardInconclusiveCountsNothing(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	g := newTestGuard(t, clock)
 	for range 10 {
-		a, err := g.Begin("", "user:alice")
+		a, err := g.Begin(t.Context(), "", "user:alice")
 		if err != nil {
 			t.Fatalf("inconclusive attempts locked the key: %v", err)
 		}
-		a.Finish(Inconclusive)
+		a.Finish(t.Context(), Inconclusive)
 	}
 }
 
@@ -117,7 +117,7 @@ func TestGuardConcurrentAttempts(t *testing.T) {
 	// than MaxFailures can run at once.
 	var admitted []*Attempt
 	for range 10 {
-		if a, err := g.Begin("", "user:alice"); err == nil {
+		if a, err := g.Begin(t.Context(), "", "user:alice"); err == nil {
 			admitted = append(admitted, a)
 		}
 	}
@@ -125,9 +125,9 @@ func TestGuardConcurrentAttempts(t *testing.T) {
 		t.Errorf("%d attempts admitted at once, want 3", len(admitted))
 	}
 	for _, a := range admitted {
-		a.Finish(Failed)
+		a.Finish(t.Context(), Failed)
 	}
-	if _, err := g.Begin("", "user:alice"); err == nil {
+	if _, err := g.Begin(t.Context(), "", "user:alice"); err == nil {
 		t.Error("key not locked after the admitted attempts failed")
 	}
 }
@@ -139,22 +139,22 @@ func TestGuardAddressRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		a, err := g.Begin("192.0.2.1", "user:u"+string(rune('a'+i)))
+		a, err := g.Begin(t.Context(), "192.0.2.1", "user:u"+string(rune('a'+i)))
 		if err != nil {
 			t.Fatalf("attempt %d within the burst refused: %v", i+1, err)
 		}
-		a.Finish(Succeeded)
+		a.Finish(t.Context(), Succeeded)
 	}
-	if _, err := g.Begin("192.0.2.1", "user:other"); err == nil {
+	if _, err := g.Begin(t.Context(), "192.0.2.1", "user:other"); err == nil {
 		t.Error("third attempt from one address within a second was admitted")
 	}
-	if a, err := g.Begin("192.0.2.2", "user:other"); err != nil {
+	if a, err := g.Begin(t.Context(), "192.0.2.2", "user:other"); err != nil {
 		t.Errorf("another address was limited: %v", err)
 	} else {
-		a.Finish(Succeeded)
+		a.Finish(t.Context(), Succeeded)
 	}
 	clock.Advance(time.Second)
-	if _, err := g.Begin("192.0.2.1", "user:other"); err != nil {
+	if _, err := g.Begin(t.Context(), "192.0.2.1", "user:other"); err != nil {
 		t.Errorf("the address is still limited after a second: %v", err)
 	}
 }
@@ -168,5 +168,38 @@ func TestGuardRejectsBadConfig(t *testing.T) {
 		if _, err := NewGuard(cfg); err == nil {
 			t.Errorf("NewGuard(%+v) succeeded, want an error", cfg)
 		}
+	}
+}
+
+func TestGuardClientConcurrency(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	g := newTestGuard(t, clock)
+
+	// A client without failures may run more requests at once than the
+	// failure limit.
+	var running []*Attempt
+	for i := range 10 {
+		a, err := g.Begin(t.Context(), "", ClientKeyPrefix+"c1")
+		if err != nil {
+			t.Fatalf("concurrent request %d of a client without failures refused: %v", i+1, err)
+		}
+		running = append(running, a)
+	}
+	for _, a := range running {
+		a.Finish(t.Context(), Succeeded)
+	}
+
+	// Once it has failed, attempts in flight count against it again.
+	if err := fail(t, g, ClientKeyPrefix+"c1"); err != nil {
+		t.Fatal(err)
+	}
+	admitted := 0
+	for range 10 {
+		if _, err := g.Begin(t.Context(), "", ClientKeyPrefix+"c1"); err == nil {
+			admitted++
+		}
+	}
+	if admitted != 2 {
+		t.Errorf("%d concurrent attempts admitted after one failure, want 2", admitted)
 	}
 }

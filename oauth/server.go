@@ -76,7 +76,14 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	guard, err := NewGuard(cfg.Guard)
+	guardCfg := cfg.Guard
+	if guardCfg.Store == nil {
+		guardCfg.Store = store
+	}
+	if guardCfg.Logger == nil {
+		guardCfg.Logger = cfg.Logger
+	}
+	guard, err := NewGuard(guardCfg)
 	if err != nil {
 		return nil, err
 	}

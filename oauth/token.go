@@ -49,7 +49,7 @@ func remoteAddress(r *http.Request) string {
 // admits it or not before any credential is checked, then learns the
 // outcome. Both faces pass through here, so they share one lock state.
 func (s *Server) issue(ctx context.Context, r *http.Request, form url.Values, clientID, address string) (fosite.AccessRequester, fosite.AccessResponder, error) {
-	attempt, err := s.guard.Begin(address, guardKeys(ctx, form, clientID)...)
+	attempt, err := s.guard.Begin(ctx, address, guardKeys(ctx, form, clientID)...)
 	var throttled *ThrottledError
 	if errors.As(err, &throttled) {
 		return nil, nil, errTooManyAttempts.WithHintf("Retry after %d seconds.", throttled.RetryAfterSeconds()).WithWrap(err)
@@ -58,7 +58,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, form url.Values, cl
 		return nil, nil, fosite.ErrServerError.WithWrap(err)
 	}
 	ar, resp, err := s.grant(ctx, r)
-	attempt.FinishEach(outcomeOf(err))
+	attempt.FinishEach(ctx, outcomeOf(err))
 	return ar, resp, err
 }
 
@@ -71,12 +71,6 @@ var errTooManyAttempts = &fosite.RFC6749Error{
 	CodeField:        http.StatusTooManyRequests,
 }
 
-// Guard key prefixes: one namespace per kind of credential.
-const (
-	clientKeyPrefix = "client:"
-	userKeyPrefix   = "user:"
-)
-
 // guardKeys names the credentials a token request tries: its client and,
 // for the password grant or an owner check, the normalised username. The
 // built-in legacy client is left out: it has no secret to guess, and a
@@ -84,7 +78,7 @@ const (
 func guardKeys(ctx context.Context, form url.Values, clientID string) []string {
 	var keys []string
 	if clientID != "" && clientID != storage.LegacyClientID {
-		keys = append(keys, clientKeyPrefix+clientID)
+		keys = append(keys, ClientKeyPrefix+clientID)
 	}
 	username := form.Get("username")
 	if owner, ok := ctx.Value(ownerCredentialsKey{}).(ownerCredentials); ok {
@@ -92,9 +86,9 @@ func guardKeys(ctx context.Context, form url.Values, clientID string) []string {
 	}
 	if username != "" {
 		if key, err := storage.NormalizeUsername(username); err == nil {
-			keys = append(keys, userKeyPrefix+key)
+			keys = append(keys, UserKeyPrefix+key)
 		} else {
-			keys = append(keys, userKeyPrefix+username)
+			keys = append(keys, UserKeyPrefix+username)
 		}
 	}
 	return keys
@@ -114,7 +108,7 @@ func outcomeOf(err error) func(key string) Outcome {
 	clientWrong := errors.Is(rfc, fosite.ErrInvalidClient)
 	grantWrong := errors.Is(rfc, fosite.ErrInvalidGrant)
 	return func(key string) Outcome {
-		isUser := strings.HasPrefix(key, userKeyPrefix)
+		isUser := strings.HasPrefix(key, UserKeyPrefix)
 		switch {
 		case clientWrong && !isUser:
 			return Failed

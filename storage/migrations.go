@@ -115,6 +115,19 @@ var migrations = []migration{
 		name:       "let clients introspect any token",
 		statements: []string{`ALTER TABLE clients ADD COLUMN introspect BOOLEAN NOT NULL DEFAULT FALSE`},
 	},
+	{
+		version: 6,
+		name:    "create login failures",
+		statements: []string{
+			`CREATE TABLE login_failures (
+				key TEXT PRIMARY KEY,
+				failures INTEGER NOT NULL,
+				locked_until TIMESTAMP NULL,
+				updated_at TIMESTAMP NOT NULL
+			)`,
+			`CREATE INDEX login_failures_updated_at ON login_failures (updated_at)`,
+		},
+	},
 }
 
 type schemaMigration struct {

@@ -19,14 +19,17 @@ import (
 )
 
 func newMigrateCommand(o *options) *cobra.Command {
-	return &cobra.Command{
+	var from string
+	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply pending database migrations",
-		Long:  "Apply every pending database migration and exit. serve also migrates on start; this command lets an operator migrate ahead of a rollout.",
-		Args:  cobra.NoArgs,
+		Short: "Apply pending database migrations, or copy another database in",
+		Long: "Apply every pending database migration and exit. serve also migrates on start; this command lets an operator migrate ahead of a rollout.\n\n" +
+			"With --from, also copy users, clients, signing keys and unexpired tokens from that database (such as the old SQLite file when moving to PostgreSQL) into --database. " +
+			"Both must use the same master secret; rows that already exist are skipped, so the copy can be repeated.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			store, err := storage.Open(ctx, storage.Config{Database: o.database, NewSession: newSession, Logger: o.logger})
+			store, err := storage.Open(ctx, o.storageConfig(o.database))
 			if err != nil {
 				return err
 			}
@@ -35,14 +38,50 @@ func newMigrateCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			out := cmd.OutOrStdout()
 			if len(applied) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "database is up to date")
+				fmt.Fprintln(out, "database is up to date")
+			} else {
+				fmt.Fprintf(out, "applied migrations %v\n", applied)
+			}
+			if from == "" {
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "applied migrations %v\n", applied)
-			return nil
+			return o.copyDatabase(ctx, out, store, from)
 		},
 	}
+	cmd.Flags().StringVar(&from, "from", "", "database to copy from: a SQLite file path or a postgres:// URL")
+	return cmd
+}
+
+// copyDatabase copies the database at from into dst and checks that the
+// copied signing keys open under this process's master secret.
+func (o *options) copyDatabase(ctx context.Context, out io.Writer, dst *storage.Store, from string) error {
+	if err := o.loadSecret(ctx); err != nil {
+		return err
+	}
+	src, err := storage.Open(ctx, o.storageConfig(from))
+	if err != nil {
+		return fmt.Errorf("open source database: %w", err)
+	}
+	defer closeStore(src, o.logger)
+	if _, err := src.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate source database: %w", err)
+	}
+
+	counts, err := dst.CopyFrom(ctx, src)
+	if err != nil {
+		return err
+	}
+	alg, err := activeAlgorithm(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if _, err := o.openKeys(ctx, dst, alg); err != nil {
+		return fmt.Errorf("the copied signing keys do not open; use the master secret of the source database: %w", err)
+	}
+	fmt.Fprintf(out, "copied %d users, %d clients, %d signing keys, %d tokens\n", counts.Users, counts.Clients, counts.SigningKeys, counts.Tokens)
+	return nil
 }
 
 // accounts opens the database and the account rules for an admin command.

@@ -291,3 +291,52 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// copyInstance fills a SQLite installation, copies it with
+// `migrate --from` into target, and checks that a server on target
+// carries on: same users, clients, keys and tokens.
+func copyInstance(t *testing.T, target *instance, env []string) {
+	t.Helper()
+	src := newInstance(t)
+	userID := src.createUser("alice", "alice password 1", aliceScopes)
+	s := src.serve()
+	token := s.login(map[string]string{"username": "alice", "password": "alice password 1"})["token"].(string)
+	clientID, secret := s.registerClient(token, "runner")
+	before := verifyOffline(t, s, token)
+	s.stop()
+
+	secretBytes, err := os.ReadFile(src.database + ".secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = append(env, "AUTHSERVER_SECRET="+strings.TrimSpace(string(secretBytes)))
+	out, stderr, err := runWithEnv(t, env, "", "migrate", "--database", target.database, "--from", src.database)
+	if err != nil {
+		t.Fatalf("migrate --from: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "copied 1 users, 1 clients, 2 signing keys") {
+		t.Errorf("migrate --from printed %q", out)
+	}
+	if _, stderr, err := runWithEnv(t, env, "", "migrate", "--database", target.database, "--from", src.database); err != nil {
+		t.Errorf("a repeated copy failed: %v\n%s", err, stderr)
+	}
+
+	target.env = env
+	t2 := target.serveAt(strings.TrimPrefix(s.url, "http://"))
+	after := verifyOffline(t, t2, token)
+	if after.kid != before.kid {
+		t.Errorf("after the copy the token's kid is %s, want %s", after.kid, before.kid)
+	}
+	login := t2.login(map[string]string{"username": "alice", "password": "alice password 1"})
+	if login["user_id"] != userID {
+		t.Errorf("login after the copy: user_id %v, want %s", login["user_id"], userID)
+	}
+	if got := t2.introspect(t2.login(map[string]string{"client_id": clientID, "client_secret": secret})["token"].(string), clientID, secret); got["active"] != true {
+		t.Errorf("client token after the copy introspects as %v", got)
+	}
+}
+
+func TestMigrateFromSQLite(t *testing.T) {
+	t.Parallel()
+	copyInstance(t, newInstance(t), nil)
+}

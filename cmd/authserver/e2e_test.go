@@ -58,7 +58,7 @@ func verifyOffline(t *testing.T, s *server, token string) verifiedToken {
 		t.Fatalf("verify token signature: %v", err)
 	}
 	err = v.claims.ValidateWithLeeway(jwt.Expected{
-		Issuer:      s.url,
+		Issuer:      s.issuer,
 		AnyAudience: jwt.Audience{"quanux-api"},
 		Time:        time.Now(),
 	}, time.Second)

@@ -50,6 +50,8 @@ type instance struct {
 	t        *testing.T
 	dir      string
 	database string
+	// env is added to the environment of every process of the instance.
+	env []string
 }
 
 func newInstance(t *testing.T) *instance {
@@ -75,7 +77,7 @@ func (in *instance) tryCLI(stdin string, args ...string) (string, string, error)
 	ctx, cancel := context.WithTimeout(in.t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append(args, "--database", in.database)...)
-	cmd.Env = minimalEnv()
+	cmd.Env = append(minimalEnv(), in.env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -103,11 +105,13 @@ func (in *instance) createUser(username, password, scopes string) string {
 
 // server is a running authserver process.
 type server struct {
-	t    *testing.T
-	url  string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan error
+	t   *testing.T
+	url string
+	// issuer is the server's --issuer: its URL unless the test set one.
+	issuer string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	done   chan error
 }
 
 // syncBuffer collects a process's output while tests read it.
@@ -158,13 +162,18 @@ func (in *instance) serveAt(addr string, args ...string) *server {
 	all := append([]string{"serve", "--addr", addr, "--issuer", base, "--database", in.database, "--log-level", "debug"}, args...)
 	// The process outlives the test's context only until Cleanup stops it.
 	cmd := exec.CommandContext(context.WithoutCancel(in.t.Context()), binary, all...)
-	cmd.Env = minimalEnv()
+	cmd.Env = append(minimalEnv(), in.env...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		in.t.Fatalf("start server: %v", err)
 	}
-	s := &server{t: in.t, url: base, cmd: cmd, logs: logs, done: make(chan error, 1)}
+	s := &server{t: in.t, url: base, issuer: base, cmd: cmd, logs: logs, done: make(chan error, 1)}
+	for i := range len(all) - 1 {
+		if all[i] == "--issuer" {
+			s.issuer = all[i+1]
+		}
+	}
 	go func() { s.done <- cmd.Wait() }()
 	in.t.Cleanup(func() { s.stop() })
 

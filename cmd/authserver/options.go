@@ -29,10 +29,13 @@ type options struct {
 	lookupEnv func(string) (string, bool)
 	stderr    io.Writer
 
-	database   string
-	secretFile string
-	logFormat  string
-	logLevel   string
+	database          string
+	secretFile        string
+	dbMaxOpenConns    int
+	dbMaxIdleConns    int
+	dbConnMaxLifetime time.Duration
+	logFormat         string
+	logLevel          string
 
 	addr            string
 	issuer          string
@@ -41,6 +44,7 @@ type options struct {
 	refreshTokenTTL time.Duration
 	signingAlg      string
 	keysReloadEvery time.Duration
+	keysRotateEvery time.Duration
 	shutdownTimeout time.Duration
 	maxFailures     int
 	lockout         time.Duration
@@ -74,6 +78,9 @@ func envFor(flag string) string {
 func (o *options) addStoreFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.database, "database", "authserver.db", "SQLite file path, or a postgres:// URL")
 	fs.StringVar(&o.secretFile, "secret-file", "", "file holding the master secret (at least 32 bytes); AUTHSERVER_SECRET gives it directly; with SQLite and neither set, <database>.secret is created")
+	fs.IntVar(&o.dbMaxOpenConns, "db-max-open-conns", 0, "maximum open database connections per process; 0 means 20 on PostgreSQL and 8 on SQLite")
+	fs.IntVar(&o.dbMaxIdleConns, "db-max-idle-conns", 0, "idle database connections kept per process; 0 means 10, at most db-max-open-conns")
+	fs.DurationVar(&o.dbConnMaxLifetime, "db-conn-max-lifetime", 30*time.Minute, "database connections older than this are closed and reopened")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "minimum log level: debug, info, warn or error")
 }
@@ -86,6 +93,7 @@ func (o *options) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.refreshTokenTTL, "refresh-token-ttl", 720*time.Hour, "refresh-token lifetime")
 	fs.StringVar(&o.signingAlg, "signing-alg", "RS256", "token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.keysReloadEvery, "keys-reload-interval", 30*time.Second, "how often the signing keys are reloaded from the database, so a rotation made by another process takes effect")
+	fs.DurationVar(&o.keysRotateEvery, "keys-rotate-interval", 0, "rotate the signing key when the active one is older than this; 0 turns automatic rotation off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
 	fs.IntVar(&o.maxFailures, "max-failures", 5, "consecutive failed logins a username or client id may make before it is locked")
 	fs.DurationVar(&o.lockout, "lockout", time.Second, "first lockout after max-failures; each further failure doubles it")
@@ -190,11 +198,7 @@ func randomBytes(n int) []byte {
 
 // openStore opens and migrates the database.
 func (o *options) openStore(ctx context.Context) (*storage.Store, error) {
-	store, err := storage.Open(ctx, storage.Config{
-		Database:   o.database,
-		NewSession: newSession,
-		Logger:     o.logger,
-	})
+	store, err := storage.Open(ctx, o.storageConfig(o.database))
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +207,17 @@ func (o *options) openStore(ctx context.Context) (*storage.Store, error) {
 		return nil, err
 	}
 	return store, nil
+}
+
+func (o *options) storageConfig(database string) storage.Config {
+	return storage.Config{
+		Database:        database,
+		NewSession:      newSession,
+		Logger:          o.logger,
+		MaxOpenConns:    o.dbMaxOpenConns,
+		MaxIdleConns:    o.dbMaxIdleConns,
+		ConnMaxLifetime: o.dbConnMaxLifetime,
+	}
 }
 
 // openKeys loads the signing keys, creating the first ones on an empty

@@ -164,7 +164,8 @@ func (o *options) serve(ctx context.Context, ready chan<- net.Addr) error {
 }
 
 // reloadKeys rereads the signing keys on an interval, so a rotation made by
-// an admin command or another replica takes effect here.
+// an admin command or another replica takes effect here, and rotates the
+// key when automatic rotation is on and the active key is due.
 func (o *options) reloadKeys(ctx context.Context, km *keys.Manager) {
 	if o.keysReloadEvery <= 0 {
 		return
@@ -176,9 +177,30 @@ func (o *options) reloadKeys(ctx context.Context, km *keys.Manager) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := km.Reload(ctx); err != nil && ctx.Err() == nil {
+		}
+		if err := km.Reload(ctx); err != nil {
+			if ctx.Err() == nil {
 				o.logger.ErrorContext(ctx, "signing key reload failed", "err", err)
+			}
+			continue
+		}
+		if o.keysRotateEvery > 0 && activeKeyDue(km.Keys(), o.keysRotateEvery, time.Now()) {
+			// Replicas that find the key due at once all try; the store's
+			// compare step lets one rotation through and the others adopt it.
+			if _, err := km.Rotate(ctx); err != nil && ctx.Err() == nil {
+				o.logger.ErrorContext(ctx, "automatic key rotation failed", "err", err)
 			}
 		}
 	}
+}
+
+// activeKeyDue reports whether the active key has been active for at
+// least every.
+func activeKeyDue(infos []keys.Info, every time.Duration, now time.Time) bool {
+	for _, k := range infos {
+		if k.State == keys.StateActive {
+			return !k.ActivatedAt.IsZero() && now.Sub(k.ActivatedAt) >= every
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, open) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, open) })
 	t.Run("Migrations", func(t *testing.T) { testMigrations(t, open) })
+	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, open) })
 }
 
 // Session is the fosite session the suite stores with its tokens. It
