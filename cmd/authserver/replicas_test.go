@@ -222,8 +222,8 @@ func TestReplicasShareState(t *testing.T) {
 		}
 		close(jobs)
 		wg.Wait()
-		// The kill is the test's doing; the exit status says nothing.
-		_ = <-a.done
+		// The kill is the test's doing, so the exit status is only logged.
+		t.Logf("replica A exited: %v", <-a.done)
 		a.done <- nil
 
 		if len(failedOnB) > 0 {
