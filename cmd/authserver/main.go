@@ -51,6 +51,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(st
 		newUsersCommand(opts),
 		newClientsCommand(opts),
 		newKeysCommand(opts),
+		newHealthcheckCommand(),
 	)
 	return root
 }
