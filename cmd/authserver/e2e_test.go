@@ -530,3 +530,32 @@ func TestPasswordAndRefreshGrants(t *testing.T) {
 		t.Errorf("access token of a revoked family introspects as %v", got)
 	}
 }
+
+func TestAutomaticKeyRotation(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	in.createUser("alice", "alice password 1", aliceScopes)
+	s := in.serve("--keys-reload-interval", "200ms", "--keys-rotate-interval", "1s")
+	login := func() string {
+		return s.login(map[string]string{"username": "alice", "password": "alice password 1"})["token"].(string)
+	}
+	first := verifyOffline(t, s, login()).kid
+
+	deadline := time.Now().Add(10 * time.Second)
+	for verifyOffline(t, s, login()).kid == first {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still signs with %s 10s into a 1s rotation interval", first)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	keys := listKeys(t, in)
+	active := 0
+	for _, k := range keys {
+		if k.State == "active" {
+			active++
+		}
+	}
+	if active != 1 {
+		t.Errorf("after automatic rotation there are %d active keys: %+v", active, keys)
+	}
+}
