@@ -38,7 +38,12 @@ type Accounts struct {
 	passwords *PasswordHasher
 	secrets   *SecretHasher
 	logger    *slog.Logger
+	auditor   *Auditor
 }
+
+// SetAuditor makes the account changes write audit events to au. Call it
+// before the Accounts is used.
+func (a *Accounts) SetAuditor(au *Auditor) { a.auditor = au }
 
 // NewAccounts returns Accounts over store. logger may be nil.
 func NewAccounts(store *storage.Store, passwords *PasswordHasher, secrets *SecretHasher, logger *slog.Logger) *Accounts {
@@ -73,6 +78,7 @@ func (a *Accounts) CreateUser(ctx context.Context, username, password string, sc
 	if err := a.store.CreateUser(ctx, u); err != nil {
 		return storage.User{}, err
 	}
+	a.auditor.Record(ctx, storage.AuditEvent{Type: EventUserCreated, UserID: u.ID, Detail: "username=" + u.Username})
 	return u, nil
 }
 
@@ -155,6 +161,7 @@ func (a *Accounts) RegisterClient(ctx context.Context, r ClientRegistration) (*s
 		return nil, "", err
 	}
 	a.logger.InfoContext(ctx, "client registered", "client_id", c.ID, "subject", owner.ID)
+	a.auditor.Record(ctx, storage.AuditEvent{Type: EventClientRegistered, UserID: owner.ID, ClientID: c.ID, Detail: "name=" + c.Name})
 	return c, secret, nil
 }
 

@@ -52,6 +52,9 @@ type FailureStore interface {
 // limits before any credential is checked.
 type ThrottledError struct {
 	RetryAfter time.Duration
+	// Reason is "lockout" for a locked key or "address" for the
+	// per-address rate.
+	Reason string
 }
 
 func (e *ThrottledError) Error() string {
@@ -171,14 +174,14 @@ func (g *Guard) Begin(ctx context.Context, address string, keys ...string) (*Att
 		r := st.limiter.ReserveN(now, 1)
 		if delay := r.DelayFrom(now); delay > 0 {
 			r.CancelAt(now)
-			return nil, &ThrottledError{RetryAfter: delay}
+			return nil, &ThrottledError{RetryAfter: delay, Reason: "address"}
 		}
 	}
 
 	for _, k := range keys {
 		if rec, ok := shared[k]; ok {
 			if wait := rec.LockedUntil.Sub(now); wait > 0 {
-				return nil, &ThrottledError{RetryAfter: wait}
+				return nil, &ThrottledError{RetryAfter: wait, Reason: "lockout"}
 			}
 		}
 		st := g.failures[k]
@@ -190,7 +193,7 @@ func (g *Guard) Begin(ctx context.Context, address string, keys ...string) (*Att
 			st.failures = max(st.failures, rec.Failures)
 		}
 		if wait := st.lockedUntil.Sub(now); wait > 0 {
-			return nil, &ThrottledError{RetryAfter: wait}
+			return nil, &ThrottledError{RetryAfter: wait, Reason: "lockout"}
 		}
 		// Attempts still running count as failures until they finish, so
 		// concurrent requests cannot exceed the limit. Past the limit, once
@@ -208,7 +211,7 @@ func (g *Guard) Begin(ctx context.Context, address string, keys ...string) (*Att
 			inFlight = 0
 		}
 		if st.failures+inFlight >= limit {
-			return nil, &ThrottledError{RetryAfter: g.cfg.LockoutBase}
+			return nil, &ThrottledError{RetryAfter: g.cfg.LockoutBase, Reason: "lockout"}
 		}
 	}
 

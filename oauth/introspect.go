@@ -9,6 +9,8 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/quanux/authserver/storage"
 )
 
 // handleIntrospect serves token introspection (RFC 7662). The caller
@@ -56,6 +58,10 @@ func (s *Server) mayIntrospect(ctx context.Context, tokenClientID string) bool {
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := s.provider.NewRevocationRequest(ctx, r)
+	if err == nil {
+		fr, _ := ctx.Value(formRequestKey{}).(formRequest)
+		s.auditor.Record(ctx, storage.AuditEvent{Type: EventTokenRevoked, ClientID: fr.clientID})
+	}
 	if err != nil {
 		rfc := fosite.ErrorToRFC6749Error(err)
 		if rfc.CodeField >= 500 {
@@ -85,6 +91,9 @@ type TokenInfo struct {
 	// GrantType is the grant that started the token's family:
 	// "password" for user tokens, "client_credentials" for machine tokens.
 	GrantType string
+	// RequestID names the token's family: the grant and every refresh
+	// after it share it. [Accounts.RevokeTokenFamily] takes it.
+	RequestID string
 }
 
 // HasScope reports whether the token carries scope.
@@ -129,5 +138,6 @@ func (s *Server) AuthenticateBearer(ctx context.Context, token string) (TokenInf
 		ClientID:  ar.GetClient().GetID(),
 		Scopes:    slices.Clone(ar.GetGrantedScopes()),
 		GrantType: session.GrantType,
+		RequestID: ar.GetID(),
 	}, nil
 }

@@ -39,6 +39,11 @@ type Config struct {
 	// Guard sets the brute-force limits of the token endpoint and the
 	// legacy login.
 	Guard GuardConfig
+	// Metrics receives grant counts; nil records none.
+	Metrics *Metrics
+	// Auditor receives the audit events of logins, token issuance,
+	// revocation and account changes; nil records none.
+	Auditor *Auditor
 	// Logger; default discards.
 	Logger *slog.Logger
 }
@@ -51,6 +56,8 @@ type Server struct {
 	keys     *keys.Manager
 	accounts *Accounts
 	guard    *Guard
+	auditor  *Auditor
+	metrics  *Metrics
 	issuer   string
 	audience string
 	logger   *slog.Logger
@@ -93,10 +100,14 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 		keys:     keyManager,
 		accounts: NewAccounts(store, passwords, secrets, cfg.Logger),
 		guard:    guard,
+		auditor:  cfg.Auditor,
+		metrics:  cfg.Metrics,
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		logger:   cfg.Logger,
 	}
+
+	s.accounts.SetAuditor(cfg.Auditor)
 
 	fcfg := &fosite.Config{
 		AccessTokenLifespan:  cfg.AccessTokenTTL,

@@ -52,14 +52,65 @@ func (s *Server) issue(ctx context.Context, r *http.Request, form url.Values, cl
 	attempt, err := s.guard.Begin(ctx, address, guardKeys(ctx, form, clientID)...)
 	var throttled *ThrottledError
 	if errors.As(err, &throttled) {
+		s.metrics.observeGrant(form.Get("grant_type"), Inconclusive, throttled.Reason)
 		return nil, nil, errTooManyAttempts.WithHintf("Retry after %d seconds.", throttled.RetryAfterSeconds()).WithWrap(err)
 	}
 	if err != nil {
 		return nil, nil, fosite.ErrServerError.WithWrap(err)
 	}
 	ar, resp, err := s.grant(ctx, r)
-	attempt.FinishEach(ctx, outcomeOf(err))
+	outcome := outcomeOf(err)
+	attempt.FinishEach(ctx, outcome)
+	s.metrics.observeGrant(form.Get("grant_type"), requestOutcome(outcome), "")
+	s.auditGrant(ctx, ar, form, clientID, err)
 	return ar, resp, err
+}
+
+// refreshReuseHint is the hint fosite's refresh handler gives when a used
+// refresh token comes back and it revokes the token family.
+const refreshReuseHint = "The refresh token was already used."
+
+// auditGrant records the outcome of a token request in the audit trail.
+func (s *Server) auditGrant(ctx context.Context, ar fosite.AccessRequester, form url.Values, clientID string, err error) {
+	if s.auditor == nil {
+		return
+	}
+	grantType := form.Get("grant_type")
+	e := storage.AuditEvent{ClientID: clientID}
+	if err == nil {
+		session, _ := ar.GetSession().(*Session)
+		e.Type = EventTokenIssued
+		e.ClientID = ar.GetClient().GetID()
+		if session != nil {
+			e.UserID = session.User
+			e.Detail = "grant_type=" + grantType + " jti=" + session.JWTClaims.JTI
+		}
+		s.auditor.Record(ctx, e)
+		if grantType == "password" || grantType == "client_credentials" {
+			e.ID, e.Type, e.Detail = "", EventLoginSucceeded, "grant_type="+grantType
+			s.auditor.Record(ctx, e)
+		}
+		return
+	}
+
+	rfc := fosite.ErrorToRFC6749Error(err)
+	var throttled *ThrottledError
+	switch {
+	case rfc.HintField == refreshReuseHint:
+		e.Type, e.Detail = EventRefreshReuse, "family revoked"
+	case errors.As(err, &throttled):
+		e.Type, e.Detail = EventLoginFailed, "grant_type="+grantType+" throttled"
+	case errors.Is(rfc, fosite.ErrInvalidClient), errors.Is(rfc, fosite.ErrInvalidGrant):
+		e.Type, e.Detail = EventLoginFailed, "grant_type="+grantType+" error="+rfc.ErrorField
+	default:
+		return
+	}
+	if username := form.Get("username"); username != "" {
+		e.Detail += " username=" + truncate(username, 64)
+	} else if owner, ok := ctx.Value(ownerCredentialsKey{}).(ownerCredentials); ok {
+		e.Detail += " username=" + truncate(owner.username, 64)
+	}
+	s.auditor.Record(ctx, e)
 }
 
 // errTooManyAttempts is the token endpoint's error for a throttled
@@ -92,6 +143,15 @@ func guardKeys(ctx context.Context, form url.Values, clientID string) []string {
 		}
 	}
 	return keys
+}
+
+// requestOutcome sums up per-key outcomes for the metrics: Failed if any
+// credential was wrong.
+func requestOutcome(outcome func(key string) Outcome) Outcome {
+	if o := outcome(ClientKeyPrefix); o == Failed {
+		return Failed
+	}
+	return outcome(UserKeyPrefix)
 }
 
 // outcomeOf classifies a token request's result for the guard, per key.

@@ -128,6 +128,25 @@ var migrations = []migration{
 			`CREATE INDEX login_failures_updated_at ON login_failures (updated_at)`,
 		},
 	},
+	{
+		version: 7,
+		name:    "create audit events",
+		statements: []string{
+			`CREATE TABLE audit_events (
+				id TEXT PRIMARY KEY,
+				occurred_at TIMESTAMP NOT NULL,
+				type TEXT NOT NULL,
+				user_id TEXT NOT NULL DEFAULT '',
+				client_id TEXT NOT NULL DEFAULT '',
+				address TEXT NOT NULL DEFAULT '',
+				user_agent TEXT NOT NULL DEFAULT '',
+				detail TEXT NOT NULL DEFAULT ''
+			)`,
+			`CREATE INDEX audit_events_occurred_at ON audit_events (occurred_at)`,
+			`CREATE INDEX audit_events_user_id ON audit_events (user_id, occurred_at)`,
+			`CREATE INDEX audit_events_client_id ON audit_events (client_id, occurred_at)`,
+		},
+	},
 }
 
 type schemaMigration struct {

@@ -289,3 +289,12 @@ func translate(err error) error {
 		return err
 	}
 }
+
+// PoolStats returns the connection pool's statistics.
+func (s *Store) PoolStats() sql.DBStats {
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return sql.DBStats{}
+	}
+	return sqlDB.Stats()
+}

@@ -103,7 +103,9 @@ func (o *options) accounts(ctx context.Context) (*oauth.Accounts, *storage.Store
 		_ = store.Close()
 		return nil, nil, err
 	}
-	return oauth.NewAccounts(store, passwords, secrets, o.logger), store, nil
+	acc := oauth.NewAccounts(store, passwords, secrets, o.logger)
+	acc.SetAuditor(oauth.NewSyncAuditor(store, o.logger))
+	return acc, store, nil
 }
 
 func newUsersCommand(o *options) *cobra.Command {
@@ -247,6 +249,7 @@ func newKeysCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			oauth.NewSyncAuditor(store, o.logger).Record(ctx, storage.AuditEvent{Type: oauth.EventKeyRotated, Detail: "kid=" + info.KeyID})
 			fmt.Fprintf(cmd.OutOrStdout(), "active key: %s (%s)\n", info.KeyID, info.Algorithm)
 			return nil
 		},

@@ -52,6 +52,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(st
 		newClientsCommand(opts),
 		newKeysCommand(opts),
 		newHealthcheckCommand(),
+		newConfigCommand(opts),
+		newAuditCommand(opts),
 	)
 	return root
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/quanux/authserver/oauth"
 )
 
 // maxBodyBytes bounds every request body. Handlers set tighter limits of
@@ -19,13 +21,14 @@ const maxBodyBytes = 64 << 10
 // a body-size limit, JSON bodies for unknown routes, and one access-log
 // line per request. The log names the path only, never the query string
 // or headers, which may carry credentials.
-func withMiddleware(mux *http.ServeMux, logger *slog.Logger, https bool) http.Handler {
+func withMiddleware(mux *http.ServeMux, logger *slog.Logger, metrics *httpMetrics, https bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		requestID := randomHexID()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, requestID)
 		ctx = context.WithValue(ctx, clientIPKey{}, clientIP(r))
+		ctx = oauth.WithRequestInfo(ctx, oauth.RequestInfo{Address: clientIP(r), UserAgent: r.UserAgent()})
 
 		h := rec.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -60,7 +63,9 @@ func withMiddleware(mux *http.ServeMux, logger *slog.Logger, https bool) http.Ha
 
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(rec, r.Body, maxBodyBytes)
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		defer func() { metrics.observe(pattern, rec.status, time.Since(start)) }()
+		if pattern == "" {
 			writeRouteError(rec, r, mux)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -46,14 +47,20 @@ type options struct {
 	keysReloadEvery time.Duration
 	keysRotateEvery time.Duration
 	shutdownTimeout time.Duration
+	auditRetention  time.Duration
+	metricsAddr     string
 	maxFailures     int
 	lockout         time.Duration
 	lockoutMax      time.Duration
 	addressRate     float64
 	addressBurst    int
 
+	configFile string
+
 	secret []byte
-	logger *slog.Logger
+	// secretSource names where the master secret came from, for logs.
+	secretSource string
+	logger       *slog.Logger
 }
 
 // LogValue lists the settings without the master secret.
@@ -76,6 +83,7 @@ func envFor(flag string) string {
 }
 
 func (o *options) addStoreFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.configFile, "config", "", "YAML (.yaml) or TOML (.toml) file of settings keyed by flag name; flags and AUTHSERVER_* variables override it")
 	fs.StringVar(&o.database, "database", "authserver.db", "SQLite file path, or a postgres:// URL")
 	fs.StringVar(&o.secretFile, "secret-file", "", "file holding the master secret (at least 32 bytes); AUTHSERVER_SECRET gives it directly; with SQLite and neither set, <database>.secret is created")
 	fs.IntVar(&o.dbMaxOpenConns, "db-max-open-conns", 0, "maximum open database connections per process; 0 means 20 on PostgreSQL and 8 on SQLite")
@@ -95,6 +103,8 @@ func (o *options) addServeFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.keysReloadEvery, "keys-reload-interval", 30*time.Second, "how often the signing keys are reloaded from the database, so a rotation made by another process takes effect")
 	fs.DurationVar(&o.keysRotateEvery, "keys-rotate-interval", 0, "rotate the signing key when the active one is older than this; 0 turns automatic rotation off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener, such as 127.0.0.1:9090")
+	fs.DurationVar(&o.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit events are kept before serve deletes them")
 	fs.IntVar(&o.maxFailures, "max-failures", 5, "consecutive failed logins a username or client id may make before it is locked")
 	fs.DurationVar(&o.lockout, "lockout", time.Second, "first lockout after max-failures; each further failure doubles it")
 	fs.DurationVar(&o.lockoutMax, "lockout-max", 15*time.Minute, "longest lockout")
@@ -102,20 +112,22 @@ func (o *options) addServeFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.addressBurst, "address-burst", 20, "credential attempts one source address may make at once")
 }
 
-// resolve fills unset flags from the environment, then builds the logger.
+// resolve fills the flags the command line did not set, from the
+// environment and then the configuration file, and builds the logger.
+// Precedence: flag > environment > file > default.
 func (o *options) resolve(cmd *cobra.Command) error {
-	var errs []error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || f.Name == "help" {
-			return
+	path := o.configFile
+	if path == "" {
+		path, _ = o.lookupEnv(envFor("config"))
+	}
+	var file map[string]string
+	if path != "" {
+		var err error
+		if file, err = loadConfigFile(path); err != nil {
+			return err
 		}
-		if v, ok := o.lookupEnv(envFor(f.Name)); ok {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envFor(f.Name), v, err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+	}
+	if err := o.applySettings(cmd, file); err != nil {
 		return err
 	}
 
@@ -139,6 +151,7 @@ func (o *options) loadSecret(ctx context.Context) error {
 		if o.secretFile != "" {
 			return errors.New("set either AUTHSERVER_SECRET or --secret-file (AUTHSERVER_SECRET_FILE), not both")
 		}
+		o.secretSource = "AUTHSERVER_SECRET"
 		return o.setSecret([]byte(v), "AUTHSERVER_SECRET")
 	}
 	if o.secretFile != "" {
@@ -146,6 +159,7 @@ func (o *options) loadSecret(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read secret file: %w", err)
 		}
+		o.secretSource = o.secretFile
 		return o.setSecret(bytes.TrimRight(b, "\r\n"), o.secretFile)
 	}
 	if isPostgres(o.database) {
@@ -153,6 +167,7 @@ func (o *options) loadSecret(ctx context.Context) error {
 	}
 
 	path := o.database + ".secret"
+	o.secretSource = path
 	b, err := os.ReadFile(path) //nolint:gosec // derived from the operator's database path
 	if err == nil {
 		return o.setSecret(bytes.TrimRight(b, "\r\n"), path)
@@ -248,5 +263,54 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(contextHandler{slog.NewJSONHandler(w, opts)}), nil
 	default:
 		return nil, fmt.Errorf("log format %q: use text or json", format)
+	}
+}
+
+// validateServe checks the serve settings without opening the database or
+// creating anything, for `config check`.
+func (o *options) validateServe(ctx context.Context) error {
+	var errs []error
+	switch o.signingAlg {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		errs = append(errs, fmt.Errorf("signing-alg %q: use RS256, ES256 or EdDSA", o.signingAlg))
+	}
+	if u, err := url.Parse(o.issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("issuer %q must be an absolute http or https URL", o.issuer))
+	}
+	if o.accessTokenTTL <= 0 || o.refreshTokenTTL <= 0 {
+		errs = append(errs, errors.New("access-token-ttl and refresh-token-ttl must be positive"))
+	}
+	if _, err := oauth.NewGuard(o.guardConfig()); err != nil {
+		errs = append(errs, err)
+	}
+
+	_, envSecret := o.lookupEnv("AUTHSERVER_SECRET")
+	switch {
+	case envSecret || o.secretFile != "":
+		if err := o.loadSecret(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	case isPostgres(o.database):
+		errs = append(errs, errors.New("PostgreSQL needs a master secret: set AUTHSERVER_SECRET or --secret-file"))
+	default:
+		path := o.database + ".secret"
+		o.secretSource = path
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			o.secretSource = path + ", created on first start"
+		} else if err := o.loadSecret(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *options) guardConfig() oauth.GuardConfig {
+	return oauth.GuardConfig{
+		MaxFailures:  o.maxFailures,
+		LockoutBase:  o.lockout,
+		LockoutMax:   o.lockoutMax,
+		AddressRate:  o.addressRate,
+		AddressBurst: o.addressBurst,
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/quanux/authserver/keys"
@@ -35,10 +37,12 @@ func newServeCommand(o *options) *cobra.Command {
 
 // app is the assembled server.
 type app struct {
-	store   *storage.Store
-	keys    *keys.Manager
-	oauth   *oauth.Server
-	handler http.Handler
+	store    *storage.Store
+	keys     *keys.Manager
+	oauth    *oauth.Server
+	auditor  *oauth.Auditor
+	registry *prometheus.Registry
+	handler  http.Handler
 }
 
 // newApp opens the database and keys and builds the HTTP handler.
@@ -55,6 +59,13 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	auditor := oauth.NewAuditor(store, o.logger)
+	reg := newRegistry(store, km, auditor)
+	grantMetrics, err := oauth.NewMetrics(reg)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
 	srv, err := oauth.New(oauth.Config{
 		Issuer:          o.issuer,
 		Audience:        o.audience,
@@ -62,13 +73,9 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		RefreshTokenTTL: o.refreshTokenTTL,
 		Secret:          o.secret,
 		Logger:          o.logger,
-		Guard: oauth.GuardConfig{
-			MaxFailures:  o.maxFailures,
-			LockoutBase:  o.lockout,
-			LockoutMax:   o.lockoutMax,
-			AddressRate:  o.addressRate,
-			AddressBurst: o.addressBurst,
-		},
+		Guard:           o.guardConfig(),
+		Auditor:         auditor,
+		Metrics:         grantMetrics,
 	}, store, km)
 	if err != nil {
 		_ = store.Close()
@@ -92,7 +99,30 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
 
-	return &app{store: store, keys: km, oauth: srv, handler: withMiddleware(mux, o.logger, strings.HasPrefix(o.issuer, "https://"))}, nil
+	if o.metricsAddr == "" {
+		mux.Handle("GET /metrics", metricsHandler(reg))
+	}
+	handler := withMiddleware(mux, o.logger, newHTTPMetrics(reg), strings.HasPrefix(o.issuer, "https://"))
+	return &app{store: store, keys: km, oauth: srv, auditor: auditor, registry: reg, handler: handler}, nil
+}
+
+// serveMetrics serves /metrics on its own listener, such as an address
+// only the monitoring network reaches.
+func (o *options) serveMetrics(ctx context.Context, reg *prometheus.Registry) (*http.Server, error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", o.metricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for metrics on %s: %w", o.metricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.logger.ErrorContext(ctx, "metrics listener failed", "err", err)
+		}
+	}()
+	o.logger.InfoContext(ctx, "metrics listener started", "addr", ln.Addr().String())
+	return srv, nil
 }
 
 // closeStore closes the database at the end of a command; a failure there
@@ -133,9 +163,25 @@ func (o *options) serve(ctx context.Context, ready chan<- net.Addr) error {
 		ErrorLog:          slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
 	}
 
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	go o.reloadKeys(bg, a.keys)
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		// Stop the background work after the last request, so the audit
+		// trail gets every event.
+		stopBackground()
+		background.Wait()
+	}()
+	background.Go(func() { o.reloadKeys(bg, a.keys, a.auditor) })
+	background.Go(func() { a.auditor.Run(bg) })
+	background.Go(func() { o.cleanUp(bg, a.store) })
+
+	if o.metricsAddr != "" {
+		metricsServer, err := o.serveMetrics(ctx, a.registry)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = metricsServer.Close() }()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
@@ -166,7 +212,7 @@ func (o *options) serve(ctx context.Context, ready chan<- net.Addr) error {
 // reloadKeys rereads the signing keys on an interval, so a rotation made by
 // an admin command or another replica takes effect here, and rotates the
 // key when automatic rotation is on and the active key is due.
-func (o *options) reloadKeys(ctx context.Context, km *keys.Manager) {
+func (o *options) reloadKeys(ctx context.Context, km *keys.Manager, auditor *oauth.Auditor) {
 	if o.keysReloadEvery <= 0 {
 		return
 	}
@@ -187,9 +233,48 @@ func (o *options) reloadKeys(ctx context.Context, km *keys.Manager) {
 		if o.keysRotateEvery > 0 && activeKeyDue(km.Keys(), o.keysRotateEvery, time.Now()) {
 			// Replicas that find the key due at once all try; the store's
 			// compare step lets one rotation through and the others adopt it.
-			if _, err := km.Rotate(ctx); err != nil && ctx.Err() == nil {
-				o.logger.ErrorContext(ctx, "automatic key rotation failed", "err", err)
+			info, err := km.Rotate(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					o.logger.ErrorContext(ctx, "automatic key rotation failed", "err", err)
+				}
+				continue
 			}
+			auditor.Record(ctx, storage.AuditEvent{Type: oauth.EventKeyRotated, Detail: "kid=" + info.KeyID + " automatic"})
+		}
+	}
+}
+
+// cleanupEvery is how often serve deletes expired records.
+const cleanupEvery = time.Hour
+
+// cleanUp deletes expired token records, stale login-failure counts and
+// audit events past their retention, once an hour. Several replicas doing
+// it at once is harmless: the deletes are idempotent.
+func (o *options) cleanUp(ctx context.Context, store *storage.Store) {
+	t := time.NewTicker(cleanupEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		// A refresh-token record is kept a day past expiry, so that a late
+		// reuse is still recognised as one.
+		if n, err := store.DeleteExpiredTokens(ctx, now.Add(-24*time.Hour)); err != nil {
+			o.logger.ErrorContext(ctx, "deleting expired tokens failed", "err", err)
+		} else if n > 0 {
+			o.logger.InfoContext(ctx, "expired tokens deleted", "count", n)
+		}
+		if _, err := store.DeleteStaleLoginFailures(ctx, now.Add(-2*o.lockoutMax)); err != nil {
+			o.logger.ErrorContext(ctx, "deleting stale login failures failed", "err", err)
+		}
+		if n, err := store.DeleteAuditEventsBefore(ctx, now.Add(-o.auditRetention)); err != nil {
+			o.logger.ErrorContext(ctx, "deleting old audit events failed", "err", err)
+		} else if n > 0 {
+			o.logger.InfoContext(ctx, "old audit events deleted", "count", n)
 		}
 	}
 }
