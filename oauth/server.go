@@ -173,7 +173,7 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 	}
 
 	s.provider = &fosite.Fosite{Store: clients, Config: fcfg}
-	s.discovery, err = buildDiscovery(cfg.Issuer)
+	s.discovery, err = buildDiscovery(cfg.Issuer, keyManager.Algorithm())
 	if err != nil {
 		return nil, err
 	}
