@@ -43,6 +43,10 @@ func New(backend Backend, logger *slog.Logger) *Handler {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/auth/login", h.handleLogin)
 	mux.HandleFunc("POST /api/auth/register-client", h.handleRegisterClient)
+	mux.HandleFunc("GET /api/auth/clients", h.handleListClients)
+	mux.HandleFunc("POST /api/auth/clients/{client_id}/rotate-secret", h.handleRotateSecret)
+	mux.HandleFunc("DELETE /api/auth/clients/{client_id}", h.handleDeleteClient)
+	mux.HandleFunc("POST /api/auth/logout", h.handleLogout)
 }
 
 const invalidCredentialsMessage = "Invalid username, password, or client credentials."

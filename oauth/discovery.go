@@ -8,7 +8,7 @@ import (
 // metadata is the authorization server metadata (RFC 8414 §2), also served
 // as the OpenID Provider configuration. It lists only what the server
 // does, so members for what it lacks, such as an authorization endpoint
-// or ID tokens, are left out. TestDiscoveryValuesAreBacked in
+// or ID tokens, are left out; userinfo_endpoint names GET /userinfo. TestDiscoveryValuesAreBacked in
 // cmd/authserver checks every member against a running server.
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
@@ -16,6 +16,7 @@ type metadata struct {
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
@@ -54,6 +55,7 @@ func buildDiscovery(issuer string, signingAlgs ...string) ([]byte, error) {
 		IntrospectionEndpoint: issuer + "/oauth2/introspect",
 		RevocationEndpoint:    issuer + "/oauth2/revoke",
 		JWKSURI:               issuer + "/.well-known/jwks.json",
+		UserinfoEndpoint:      issuer + "/userinfo",
 		GrantTypesSupported:   []string{"password", "client_credentials", "refresh_token"},
 		// RFC 8414 §2 requires the member. The list is empty because no
 		// authorization endpoint is served.

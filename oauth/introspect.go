@@ -92,7 +92,7 @@ type TokenInfo struct {
 	// "password" for user tokens, "client_credentials" for machine tokens.
 	GrantType string
 	// RequestID names the token's family: the grant and every refresh
-	// after it share it. [Accounts.RevokeTokenFamily] takes it.
+	// after it share it. [Accounts.Logout] revokes them all.
 	RequestID string
 }
 

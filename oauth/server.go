@@ -215,6 +215,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleDiscovery)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	mux.HandleFunc("GET /userinfo", s.handleUserinfo)
 }
 
 func (s *Server) checkAudience(requested []string) error {

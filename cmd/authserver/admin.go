@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -106,125 +103,6 @@ func (o *options) accounts(ctx context.Context) (*oauth.Accounts, *storage.Store
 	acc := oauth.NewAccounts(store, passwords, secrets, o.logger)
 	acc.SetAuditor(oauth.NewSyncAuditor(store, o.logger))
 	return acc, store, nil
-}
-
-func newUsersCommand(o *options) *cobra.Command {
-	users := &cobra.Command{Use: "users", Short: "Manage users"}
-
-	var username, scopes string
-	var passwordStdin bool
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create a user and print its id",
-		Long: "Create a user with a password read from standard input and print the new user id (user_…). " +
-			"The username is compared case-insensitively after Unicode normalisation (RFC 8265).",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !passwordStdin {
-				return errors.New("pass --password-stdin and write the password to standard input; passwords are never taken as flags")
-			}
-			password, err := readPassword(cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			acc, store, err := o.accounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeStore(store, o.logger)
-
-			u, err := acc.CreateUser(ctx, username, password, strings.Fields(scopes))
-			if errors.Is(err, storage.ErrConflict) {
-				return fmt.Errorf("user %q already exists", username)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), u.ID)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&username, "username", "", "username (required)")
-	create.Flags().StringVar(&scopes, "scopes", "", `space-separated scopes the user holds, such as "strategy:read forge:write"`)
-	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (its first line)")
-	_ = create.MarkFlagRequired("username")
-	users.AddCommand(create)
-	return users
-}
-
-// readPassword returns the first line of r, without its line ending.
-func readPassword(r io.Reader) (string, error) {
-	line, err := bufio.NewReaderSize(r, oauth.MaxPasswordLength+2).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read password from standard input: %w", err)
-	}
-	password := strings.TrimRight(line, "\r\n")
-	if password == "" {
-		return "", errors.New("the password read from standard input is empty")
-	}
-	if len(password) > oauth.MaxPasswordLength {
-		return "", oauth.ErrPasswordTooLong
-	}
-	return password, nil
-}
-
-func newClientsCommand(o *options) *cobra.Command {
-	clients := &cobra.Command{Use: "clients", Short: "Manage OAuth 2.0 clients"}
-
-	var name, owner, scopes, email, grantTypes string
-	var asJSON, scopesSet, introspect bool
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create a confidential client and print its id and secret",
-		Long: "Create a confidential client owned by a user and print client_id and client_secret. " +
-			"The secret is shown only once. Without --scopes the client gets all of the owner's scopes.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			acc, store, err := o.accounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeStore(store, o.logger)
-
-			u, err := store.UserByUsername(ctx, owner)
-			if errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("owner %q not found", owner)
-			}
-			if err != nil {
-				return err
-			}
-			reg := oauth.ClientRegistration{OwnerID: u.ID, Name: name, Email: email, GrantTypes: strings.Fields(grantTypes), Introspect: introspect}
-			if scopesSet = cmd.Flags().Changed("scopes"); scopesSet {
-				reg.Scopes = strings.Fields(scopes)
-			}
-			c, secret, err := acc.RegisterClient(ctx, reg)
-			if err != nil {
-				return err
-			}
-
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return json.NewEncoder(out).Encode(map[string]any{
-					"client_id": c.ID, "client_secret": secret, "name": c.Name, "owner_id": u.ID, "scopes": c.Scopes, "grant_types": c.GrantTypes,
-				})
-			}
-			fmt.Fprintf(out, "client_id: %s\nclient_secret: %s\n", c.ID, secret)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&name, "name", "", "client name (required)")
-	create.Flags().StringVar(&owner, "owner", "", "username of the owning user (required)")
-	create.Flags().StringVar(&scopes, "scopes", "", "space-separated scopes, a subset of the owner's; default all of the owner's")
-	create.Flags().StringVar(&email, "email", "", "contact email")
-	create.Flags().StringVar(&grantTypes, "grant-types", "client_credentials", "space-separated grants the client may use: client_credentials, password, refresh_token")
-	create.Flags().BoolVar(&introspect, "introspect", false, "let the client introspect tokens of every client, as a resource server does")
-	create.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
-	_ = create.MarkFlagRequired("name")
-	_ = create.MarkFlagRequired("owner")
-	clients.AddCommand(create)
-	return clients
 }
 
 func newKeysCommand(o *options) *cobra.Command {

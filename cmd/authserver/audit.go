@@ -21,8 +21,8 @@ func newAuditCommand(o *options) *cobra.Command {
 		Use:   "audit",
 		Short: "List security events: logins, tokens, revocations, account and key changes",
 		Long: "List audit events, newest first. Filters combine. Event types: login_succeeded, login_failed, token_issued, " +
-			"refresh_reuse_detected, token_revoked, client_registered, secret_rotated, client_disabled, client_deleted, " +
-			"user_created, user_disabled, user_enabled, user_deleted, key_rotated.",
+			"refresh_reuse_detected, token_revoked, client_registered, secret_rotated, client_disabled, client_enabled, client_deleted, " +
+			"scopes_changed, password_changed, user_created, user_disabled, user_enabled, user_deleted, key_rotated.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
