@@ -114,3 +114,36 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("audit printed %q, want a table with a header", text)
 	}
 }
+
+func TestAuditRefreshReuse(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	in.createUser("alice", "alice password 1", aliceScopes)
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	decodeJSON(t, in.cli("", "clients", "create", "--name", "desktop", "--owner", "alice", "--grant-types", "password refresh_token", "--json"), &c)
+	s := in.serve()
+
+	first := s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice password 1"}}, c.ClientID, c.ClientSecret).json(t)
+	refresh := first["refresh_token"].(string)
+	for range 2 {
+		_ = s.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, c.ClientID, c.ClientSecret)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		events := auditEvents(t, in, "--type", "refresh_reuse_detected")
+		if e, ok := findEvent(events, func(auditEvent) bool { return true }); ok {
+			if e.ClientID != c.ClientID {
+				t.Errorf("refresh_reuse_detected event names client %q, want %s", e.ClientID, c.ClientID)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no refresh_reuse_detected event 10s after a refresh token was reused")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Store) {
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, open) })
 	t.Run("Migrations", func(t *testing.T) { testMigrations(t, open) })
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, open) })
+	t.Run("AuditEvents", func(t *testing.T) { testAuditEvents(t, open) })
 	t.Run("Admin", func(t *testing.T) { testAdmin(t, open) })
 }
 
