@@ -143,6 +143,11 @@ func writeGrantError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf("Too many attempts; retry after %d seconds.", throttled.RetryAfterSeconds()))
 		return
 	}
+	if errors.Is(err, oauth.ErrBusy) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server is busy checking other logins; retry in a second.")
+		return
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	switch {
 	case errors.Is(rfc, fosite.ErrInvalidClient), errors.Is(rfc, fosite.ErrInvalidGrant),

@@ -171,6 +171,12 @@ func (a *Accounts) RegisterClient(ctx context.Context, r ClientRegistration) (*s
 // outage, not bad credentials. A correct password whose hash uses weaker
 // parameters or bcrypt is rehashed with the current parameters.
 func (a *Accounts) Authenticate(ctx context.Context, username, password string) (storage.User, bool, error) {
+	release, err := a.passwords.Acquire(ctx)
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	defer release()
+
 	u, err := a.store.UserByUsername(ctx, username)
 	if errors.Is(err, storage.ErrNotFound) {
 		a.passwords.VerifyDummy(password)

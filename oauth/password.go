@@ -1,12 +1,15 @@
 package oauth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -41,6 +44,11 @@ const (
 // verifies argon2id and bcrypt hashes. It is safe for concurrent use.
 type PasswordHasher struct {
 	params Argon2Params
+	// slots bounds the hashes running at once; each holds params.Memory
+	// KiB while it runs.
+	slots chan struct{}
+	// wait is how long Acquire waits for a slot.
+	wait time.Duration
 	// dummy is verified when the user does not exist, so an unknown
 	// username costs the same time as a wrong password.
 	dummy string
@@ -55,13 +63,50 @@ func NewPasswordHasher(params Argon2Params) (*PasswordHasher, error) {
 	if params.Memory < 8*uint32(params.Threads) || params.Time < 1 || params.Threads < 1 {
 		return nil, fmt.Errorf("invalid argon2id parameters m=%d t=%d p=%d", params.Memory, params.Time, params.Threads)
 	}
-	h := &PasswordHasher{params: params}
+	h := &PasswordHasher{params: params, slots: make(chan struct{}, defaultHashConcurrency()), wait: hashWait}
 	dummy, err := h.Hash("dummy password for unknown users")
 	if err != nil {
 		return nil, err
 	}
 	h.dummy = dummy
 	return h, nil
+}
+
+// ErrBusy is returned by [PasswordHasher.Acquire] when every hashing slot
+// stayed taken for the whole wait; the caller should answer 503 and let
+// the client retry.
+var ErrBusy = errors.New("password hashing is at capacity")
+
+// hashWait is how long a login waits for a hashing slot before ErrBusy.
+const hashWait = 2 * time.Second
+
+// defaultHashConcurrency allows two hashes per CPU: enough to keep every
+// core busy while one waits for the database, and bounded so that a flood
+// of logins costs at most 2 × GOMAXPROCS × the memory parameter.
+func defaultHashConcurrency() int {
+	return 2 * runtime.GOMAXPROCS(0)
+}
+
+// Acquire waits for a hashing slot, at most hashWait, and returns the
+// function that frees it. Login paths take a slot around each
+// verification, so a flood of logins queues briefly and then gets ErrBusy
+// instead of exhausting memory.
+func (h *PasswordHasher) Acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case h.slots <- struct{}{}:
+		return func() { <-h.slots }, nil
+	default:
+	}
+	t := time.NewTimer(h.wait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return func() { <-h.slots }, nil
+	case <-t.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Hash returns the PHC string of password with fresh salt.

@@ -1,8 +1,10 @@
 package oauth
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -97,4 +99,35 @@ func TestPasswordTooLong(t *testing.T) {
 	if _, err := h.Hash(strings.Repeat("x", MaxPasswordLength+1)); err == nil {
 		t.Error("a password over the maximum was hashed")
 	}
+}
+
+func TestPasswordHasherConcurrencyLimit(t *testing.T) {
+	h, err := NewPasswordHasher(fastParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait = 50 * time.Millisecond
+
+	var releases []func()
+	for i := range cap(h.slots) {
+		release, err := h.Acquire(t.Context())
+		if err != nil {
+			t.Fatalf("slot %d of %d: %v", i+1, cap(h.slots), err)
+		}
+		releases = append(releases, release)
+	}
+	if _, err := h.Acquire(t.Context()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Acquire with every slot taken: err = %v, want ErrBusy", err)
+	}
+
+	// A slot freed while a caller waits goes to that caller.
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		releases[0]()
+	}()
+	release, err := h.Acquire(t.Context())
+	if err != nil {
+		t.Fatalf("Acquire while a slot is freed: %v", err)
+	}
+	release()
 }

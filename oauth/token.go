@@ -27,6 +27,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &throttled) {
 			w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
 		}
+		if errors.Is(err, ErrBusy) {
+			w.Header().Set("Retry-After", "1")
+		}
 		s.logGrantError(ctx, ar, err)
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
@@ -59,6 +62,10 @@ func (s *Server) issue(ctx context.Context, r *http.Request, form url.Values, cl
 		return nil, nil, fosite.ErrServerError.WithWrap(err)
 	}
 	ar, resp, err := s.grant(ctx, r)
+	if errors.Is(err, ErrBusy) {
+		// fosite reports every storage error as server_error.
+		err = errHashingBusy.WithWrap(err)
+	}
 	outcome := outcomeOf(err)
 	attempt.FinishEach(ctx, outcome)
 	s.metrics.observeGrant(form.Get("grant_type"), requestOutcome(outcome), "")
@@ -120,6 +127,14 @@ var errTooManyAttempts = &fosite.RFC6749Error{
 	ErrorField:       "temporarily_unavailable",
 	DescriptionField: "The request was rejected because of too many attempts.",
 	CodeField:        http.StatusTooManyRequests,
+}
+
+// errHashingBusy is the token endpoint's error when every password-hashing
+// slot stayed taken: the server is overloaded, not broken.
+var errHashingBusy = &fosite.RFC6749Error{
+	ErrorField:       "temporarily_unavailable",
+	DescriptionField: "The server is busy checking other logins; retry in a second.",
+	CodeField:        http.StatusServiceUnavailable,
 }
 
 // guardKeys names the credentials a token request tries: its client and,
