@@ -35,6 +35,10 @@ type Client struct {
 	// OwnerDisabled reports whether the owning user is disabled; it is
 	// read, never written.
 	OwnerDisabled bool
+	// OwnerScopes are the owning user's scopes when the client was read,
+	// so a token request needs no second query for the owner; read, never
+	// written.
+	OwnerScopes []string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -72,6 +76,7 @@ func (c *Client) GetAudience() fosite.Arguments { return nil }
 type clientRow struct {
 	Model         clientModel `gorm:"embedded"`
 	OwnerDisabled sql.NullBool
+	OwnerScopes   sql.NullString
 }
 
 func (r clientRow) client() *Client {
@@ -88,9 +93,17 @@ func (r clientRow) client() *Client {
 		Disabled:      m.Disabled,
 		Introspect:    m.Introspect,
 		OwnerDisabled: r.OwnerDisabled.Bool,
+		OwnerScopes:   ownerScopes(r.OwnerScopes),
 		CreatedAt:     m.CreatedAt,
 		UpdatedAt:     m.UpdatedAt,
 	}
+}
+
+func ownerScopes(s sql.NullString) []string {
+	if !s.Valid {
+		return nil
+	}
+	return splitScopes(s.String)
 }
 
 // CreateClient inserts c. It returns ErrConflict when the id exists and
@@ -122,7 +135,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	var row clientRow
 	err := s.db(ctx).Table("clients").
-		Select("clients.*, users.disabled AS owner_disabled").
+		Select("clients.*, users.disabled AS owner_disabled, users.scopes AS owner_scopes").
 		Joins("LEFT JOIN users ON users.id = clients.owner_id").
 		Where("clients.id = ?", id).
 		Take(&row).Error

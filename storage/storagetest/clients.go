@@ -69,6 +69,7 @@ func testClients(t *testing.T, open func(t *testing.T) *storage.Store) {
 		}
 		want := reportsClient()
 		want.CreatedAt, want.UpdatedAt = created.CreatedAt, created.UpdatedAt
+		want.OwnerScopes = alice().Scopes
 		if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(time.Second)); diff != "" {
 			t.Errorf("Client mismatch (-want +got):\n%s", diff)
 		}
