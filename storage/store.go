@@ -107,9 +107,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// the implicit one gorm wraps around each single statement only
 		// costs a round trip.
 		SkipDefaultTransaction: true,
-		TranslateError:         true,
-		Logger:                 logger.Discard,
-		NowFunc:                func() time.Time { return cfg.Now().UTC() },
+		// Each token request runs the same few statements; preparing them
+		// once per connection saves SQLite's parse and plan on every call.
+		PrepareStmt:    true,
+		TranslateError: true,
+		Logger:         logger.Discard,
+		NowFunc:        func() time.Time { return cfg.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
