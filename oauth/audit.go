@@ -151,8 +151,8 @@ func (a *Auditor) Run(ctx context.Context) {
 	}
 }
 
-// RequestInfo is what the audit trail records about the caller of a
-// request.
+// RequestInfo is the caller's address and user agent, as the audit trail
+// records them.
 type RequestInfo struct {
 	Address   string
 	UserAgent string

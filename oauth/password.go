@@ -73,8 +73,8 @@ func NewPasswordHasher(params Argon2Params) (*PasswordHasher, error) {
 }
 
 // ErrBusy is returned by [PasswordHasher.Acquire] when every hashing slot
-// stayed taken for the whole wait; the caller should answer 503 and let
-// the client retry.
+// stayed taken for the whole wait. Callers respond 503 and let the client
+// retry.
 var ErrBusy = errors.New("password hashing is at capacity")
 
 // hashWait is how long a login waits for a hashing slot before ErrBusy.

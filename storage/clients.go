@@ -39,8 +39,8 @@ type Client struct {
 	// so a token request needs no second query for the owner; read, never
 	// written.
 	OwnerScopes []string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // LogValue omits the secret hash.
