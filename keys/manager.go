@@ -64,8 +64,9 @@ type Info struct {
 // Manager loads the signing keys from a [Store], rotates them, and serves
 // the JWKS document and the token [Signer]. Its methods are safe for
 // concurrent use. The loaded key set is an immutable snapshot that
-// [Manager.Reload] and [Manager.Rotate] swap atomically, so signing,
-// verification and the read methods never wait for them.
+// [Manager.Reload] and [Manager.Rotate] swap atomically, so signing and
+// the read methods never wait for them. Verification waits only when a
+// token names an unknown kid and triggers a reload, at most once a second.
 type Manager struct {
 	store      Store
 	alg        string

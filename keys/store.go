@@ -10,7 +10,8 @@ import (
 type State string
 
 // Rotation states. A key is published in the JWKS while it is next, active
-// or retired and not yet past its publication end; only the active key signs.
+// or retired and not yet past its publication end. Only the active key
+// signs.
 const (
 	StateNext    State = "next"
 	StateActive  State = "active"

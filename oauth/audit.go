@@ -75,7 +75,8 @@ func NewSyncAuditor(sink AuditSink, logger *slog.Logger) *Auditor {
 func (a *Auditor) Dropped() int64 { return a.dropped.Load() }
 
 // Record queues e, filling in its id, time and the request's address and
-// user agent from ctx. It never blocks.
+// user agent from ctx. A queued Auditor never blocks: a full queue drops
+// the event. A synchronous one (NewSyncAuditor) writes before returning.
 func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
 	if a == nil {
 		return

@@ -8,7 +8,7 @@ import (
 // metadata is the authorization server metadata (RFC 8414 §2), also served
 // as the OpenID Provider configuration. It lists only what the server
 // does, so members for what it lacks, such as an authorization endpoint
-// or ID tokens, are left out; userinfo_endpoint names GET /userinfo. TestDiscoveryValuesAreBacked in
+// or ID tokens, are left out. userinfo_endpoint names GET /userinfo. TestDiscoveryValuesAreBacked in
 // cmd/authserver checks every member against a running server.
 type metadata struct {
 	Issuer                            string   `json:"issuer"`

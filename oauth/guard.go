@@ -68,8 +68,8 @@ func (e *ThrottledError) RetryAfterSeconds() int {
 
 // maxTrackedKeys bounds the memory of the failure and address tables. Past
 // it, idle entries are dropped first, then entries that are neither locked
-// nor in use, so an attacker cannot exhaust memory; the price is that some
-// old failure counts are lost.
+// nor in use. An attacker therefore cannot exhaust memory, but some old
+// failure counts are lost.
 const maxTrackedKeys = 100_000
 
 // Guard key prefixes: one namespace per kind of credential.
@@ -140,7 +140,8 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 }
 
 // Attempt is one credential check in progress. Its owner must call Finish
-// or FinishEach exactly once.
+// or FinishEach exactly once; an attempt never finished keeps counting as
+// in flight against its keys.
 type Attempt struct {
 	guard *Guard
 	keys  []string
@@ -256,9 +257,9 @@ func (a *Attempt) Finish(ctx context.Context, outcome Outcome) {
 }
 
 // FinishEach records the attempt's outcome per key, as outcome reports it.
-// A success clears the failures of a key; a failure counts against it and
-// locks it on reaching the limit, for a time that doubles with each
-// further failure. An outcome that proves nothing about a key's
+// A success clears the failures of a key. A failure counts against the key
+// and locks it once the count reaches the limit, for a time that doubles
+// with each further failure. An outcome that proves nothing about a key's
 // credential, such as a malformed request, passes neither.
 func (a *Attempt) FinishEach(ctx context.Context, outcome func(key string) Outcome) {
 	g := a.guard

@@ -171,8 +171,8 @@ func requestOutcome(outcome func(key string) Outcome) Outcome {
 
 // outcomeOf classifies a token request's result for the guard, per key.
 // Only errors that mean wrong credentials count as failures, and only
-// against the credential that was wrong: invalid_client blames the
-// client; invalid_grant blames the user when one was named (a wrong
+// against the credential that was wrong. invalid_client blames the
+// client. invalid_grant blames the user when one was named (a wrong
 // password), else the client (a bad refresh token). So a client that runs
 // the password grant for many users is not locked by their typos.
 func outcomeOf(err error) func(key string) Outcome {

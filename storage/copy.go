@@ -19,7 +19,7 @@ const copyBatch = 500
 // CopyFrom copies users, clients, signing keys and unexpired token records
 // from src into s, in one transaction on s, so a failed copy leaves s as it
 // was. Rows whose key s already has are skipped, so the copy can be run
-// again. Both stores must be migrated to the same version; private keys
+// again. Both stores must be migrated to the same version. Private keys
 // and client-secret hashes are copied as stored, so the destination needs
 // the same master secret.
 func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyCounts, error) {

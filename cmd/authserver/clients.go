@@ -271,11 +271,7 @@ func newClientsDisableCommand(o *options) *cobra.Command {
 			"The client is kept; clients enable lets it get tokens again with its current secret.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				c, err := findClient(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onClient(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, c *storage.Client) error {
 				revoked, err := acc.DisableClient(ctx, c.ID)
 				if err != nil {
 					return clientNotFound(c.ID, err)
@@ -294,11 +290,7 @@ func newClientsEnableCommand(o *options) *cobra.Command {
 		Long:  "Enable a disabled client, so that it can get tokens again with its current secret. Tokens revoked when it was disabled stay revoked.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				c, err := findClient(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onClient(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, c *storage.Client) error {
 				if err := acc.EnableClient(ctx, c.ID); err != nil {
 					return clientNotFound(c.ID, err)
 				}
@@ -318,11 +310,7 @@ func newClientsDeleteCommand(o *options) *cobra.Command {
 			"Without --yes the command only says what it would delete.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				c, err := findClient(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onClient(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, c *storage.Client) error {
 				if !yes {
 					return fmt.Errorf("deleting client %s (%s) also deletes all its tokens; pass --yes to confirm", c.ID, c.Name)
 				}
@@ -348,11 +336,7 @@ func newClientsRotateSecretCommand(o *options) *cobra.Command {
 			"because whoever held the old secret may hold those tokens too.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				c, err := findClient(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onClient(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, c *storage.Client) error {
 				secret, err := acc.RotateSecret(ctx, c.ID)
 				if err != nil {
 					return clientNotFound(c.ID, err)
@@ -379,11 +363,7 @@ func newClientsSetScopesCommand(o *options) *cobra.Command {
 			"Tokens issued before keep their scopes until they expire (at most --access-token-ttl of serve).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				c, err := findClient(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onClient(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, c *storage.Client) error {
 				list := strings.Fields(scopes)
 				if err := acc.SetClientScopes(ctx, c.ID, list); err != nil {
 					return clientNotFound(c.ID, err)

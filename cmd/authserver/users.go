@@ -99,6 +99,30 @@ func (o *options) withAccounts(cmd *cobra.Command, fn func(ctx context.Context, 
 	return fn(ctx, acc, store)
 }
 
+// onUser runs fn on the user that name (a username or a user_ id) names,
+// with the account rules open.
+func (o *options) onUser(cmd *cobra.Command, name string, fn func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, u storage.User) error) error {
+	return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
+		u, err := findUser(ctx, store, name)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, acc, store, u)
+	})
+}
+
+// onClient runs fn on the client with that id, with the account rules
+// open.
+func (o *options) onClient(cmd *cobra.Command, id string, fn func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, c *storage.Client) error) error {
+	return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
+		c, err := findClient(ctx, store, id)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, acc, store, c)
+	})
+}
+
 // withStore opens the database for a command that only reads it, so it
 // needs no master secret.
 func (o *options) withStore(cmd *cobra.Command, fn func(ctx context.Context, store *storage.Store) error) error {
@@ -289,11 +313,7 @@ func newUsersDisableCommand(o *options) *cobra.Command {
 			"The user and its clients are kept; users enable lets it log in again, with new tokens.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				u, err := findUser(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onUser(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, u storage.User) error {
 				revoked, err := acc.DisableUser(ctx, u.ID)
 				if err != nil {
 					return err
@@ -313,11 +333,7 @@ func newUsersEnableCommand(o *options) *cobra.Command {
 			"Tokens revoked when it was disabled stay revoked.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				u, err := findUser(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onUser(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, u storage.User) error {
 				if err := acc.EnableUser(ctx, u.ID); err != nil {
 					return err
 				}
@@ -344,11 +360,7 @@ func newUsersSetPasswordCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				u, err := findUser(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onUser(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, u storage.User) error {
 				if err := acc.SetPassword(ctx, u.ID, password); err != nil {
 					return err
 				}
@@ -382,11 +394,7 @@ func newUsersSetScopesCommand(o *options) *cobra.Command {
 			"Tokens issued before keep their scopes until they expire (at most --access-token-ttl of serve) unless --revoke-tokens is given.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				u, err := findUser(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onUser(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, u storage.User) error {
 				list := strings.Fields(scopes)
 				if err := acc.SetScopes(ctx, u.ID, list); err != nil {
 					return err
@@ -420,11 +428,7 @@ func newUsersDeleteCommand(o *options) *cobra.Command {
 			"Running servers reject the tokens at once. Without --yes the command only says what it would delete.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withAccounts(cmd, func(ctx context.Context, acc *oauth.Accounts, store *storage.Store) error {
-				u, err := findUser(ctx, store, args[0])
-				if err != nil {
-					return err
-				}
+			return o.onUser(cmd, args[0], func(ctx context.Context, acc *oauth.Accounts, store *storage.Store, u storage.User) error {
 				clients, err := store.ListClients(ctx, u.ID, storage.Page{})
 				if err != nil {
 					return err
