@@ -17,6 +17,8 @@
 # Environment:
 #   QUICK=1          short runs (about 3 minutes once both binaries exist)
 #   SIGNING_ALG=ALG  our server's algorithm: RS256 (default), ES256 or EdDSA
+#   STATELESS=1      start our server with --stateless-client-tokens, so
+#                    client-credentials tokens are issued without a record
 #   ROUNDS=N         runs per server and workload, alternating (default 2, minimum 2)
 #   WORKLOADS="…"    subset of: cc1 cc8 cc32 introspect login password refresh jwks
 #   HYDRA_BIN=PATH   use this Hydra binary; default the cached build below
@@ -29,6 +31,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=${QUICK:-0}
 SIGNING_ALG=${SIGNING_ALG:-RS256}
+STATELESS=${STATELESS:-0}
 ROUNDS=${ROUNDS:-2}
 WORKLOADS=${WORKLOADS:-"cc1 cc8 cc32 introspect login password refresh jwks"}
 HYDRA_VERSION=v2.3.0
@@ -208,11 +211,11 @@ if [[ ! -x $HYDRA_BIN ]]; then
 fi
 log "Hydra binary: $HYDRA_BIN"
 
-jq -nc --arg alg "$SIGNING_ALG" --arg version "$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)" \
+jq -nc --arg alg "$SIGNING_ALG" --arg stateless "$STATELESS" --arg version "$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)" \
 	--arg hydra "$HYDRA_VERSION" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
 	--arg cores "$(nproc --all)" --arg pinning "$PINNED" --arg warmup "$WARMUP" --arg duration "$DURATION" \
 	--arg max "$MAX_REQUESTS" --arg rounds "$ROUNDS" --arg workloads "$WORKLOADS" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-	'{label: "run", signing_alg: $alg, version: $version, hydra_version: $hydra, cpu: $cpu, cores: ($cores | tonumber),
+	'{label: "run", signing_alg: $alg, stateless: ($stateless == "1"), version: $version, hydra_version: $hydra, cpu: $cpu, cores: ($cores | tonumber),
 	  pinning: $pinning, warmup: $warmup, duration: $duration, max_requests: ($max | tonumber), rounds: ($rounds | tonumber),
 	  workloads: $workloads, loadavg_start: $load, started: (now | todate)}' >>"$RESULTS"
 
@@ -278,6 +281,9 @@ field() { jq -r ".$2" <<<"$1"; }
 # the login, password and refresh workloads all use one user.
 OURS_FLAGS=(--addr "127.0.0.1:$OURS_PORT" --issuer "$OURS_URL" --database "$OURS_DB" --signing-alg "$SIGNING_ALG"
 	--address-rate 1000000 --address-burst 1000000 --max-failures 1000000)
+if [[ $STATELESS == 1 ]]; then
+	OURS_FLAGS+=(--stateless-client-tokens)
+fi
 log "starting our server on $OURS_URL ($SIGNING_ALG)"
 "${PIN_SERVER[@]}" "$AUTHSERVER" serve "${OURS_FLAGS[@]}" >"$OURS_DIR/serve.log" 2>&1 &
 OURS_PID=$!

@@ -17,7 +17,7 @@ def cpu_ms(runs): if (runs | length) == 0 then null
 (.[] | select(.label == "run")) as $run
 | ([.[] | select(.label == "run_end") | .loadavg_end] | first // "-") as $load_end
 | [.[] | select(.label == "ours" or .label == "hydra")] as $runs
-| "# authserver \($run.signing_alg) (\($run.version)) vs Ory Hydra \($run.hydra_version) (its defaults: RS256 with RSA-4096; JWT access tokens)",
+| "# authserver \($run.signing_alg)\(if $run.stateless then ", stateless client tokens" else "" end) (\($run.version)) vs Ory Hydra \($run.hydra_version) (its defaults: RS256 with RSA-4096; JWT access tokens)",
   "# \($run.cores) cores: \($run.cpu); \($run.pinning)",
   "# load average before the run: \($run.loadavg_start); after: \($load_end)",
   "# each run: warm-up \($run.warmup), then \($run.max_requests) requests or \($run.duration), whichever comes first; \($run.rounds) rounds per server, alternating",

@@ -98,7 +98,17 @@ type failureState struct {
 	inFlight    int
 	lockedUntil time.Time
 	lastSeen    time.Time
+	// sharedReadAt is when the key's shared record was last read.
+	sharedReadAt time.Time
 }
+
+// sharedRecheck is how long a client key that has no failures skips the
+// read of its shared record. A lock set by another process therefore
+// reaches this one up to this late, which lets a guesser try a few more
+// times here; against a 256-bit client secret that is harmless, and it
+// saves a query on almost every client-credentials request. User keys,
+// whose passwords can be guessed, are read on every attempt.
+const sharedRecheck = time.Second
 
 type addressState struct {
 	limiter  *rate.Limiter
@@ -155,7 +165,8 @@ type Attempt struct {
 // ThrottledError when the address is over its rate, or a key is locked or
 // has as many attempts failed and in flight as the limit allows.
 func (g *Guard) Begin(ctx context.Context, address string, keys ...string) (*Attempt, error) {
-	shared, err := g.sharedFailures(ctx, keys)
+	read := g.keysToRead(keys)
+	shared, err := g.sharedFailures(ctx, read)
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +238,34 @@ func (g *Guard) Begin(ctx context.Context, address string, keys ...string) (*Att
 			st.failures = max(st.failures, rec.Failures)
 			a.shared = append(a.shared, k)
 		}
+		if slices.Contains(read, k) {
+			st.sharedReadAt = now
+		}
 		st.inFlight++
 		st.lastSeen = now
 	}
 	return a, nil
+}
+
+// keysToRead returns the keys whose shared records Begin must read: all
+// but the client keys without failures that were read within
+// sharedRecheck.
+func (g *Guard) keysToRead(keys []string) []string {
+	if g.cfg.Store == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.cfg.Now()
+	read := make([]string, 0, len(keys))
+	for _, k := range keys {
+		st := g.failures[k]
+		if st != nil && st.failures == 0 && strings.HasPrefix(k, ClientKeyPrefix) && now.Sub(st.sharedReadAt) < sharedRecheck {
+			continue
+		}
+		read = append(read, k)
+	}
+	return read
 }
 
 // sharedFailures reads the keys' shared records. A store error is logged

@@ -45,7 +45,7 @@ func (s *Server) mayIntrospect(ctx context.Context, tokenClientID string) bool {
 	if fr.clientID == tokenClientID {
 		return true
 	}
-	c, err := s.store.Client(ctx, fr.clientID)
+	c, err := s.store.CachedClient(ctx, fr.clientID)
 	if err != nil {
 		s.logger.WarnContext(ctx, "introspection caller lookup failed", "client_id", fr.clientID, "err", err)
 		return false

@@ -41,6 +41,11 @@ type Config struct {
 	Guard GuardConfig
 	// Metrics receives grant counts; nil records none.
 	Metrics *Metrics
+	// StatelessClientTokens issues client-credentials access tokens
+	// without a database record. Revocation then works through a list of
+	// revoked token ids that every process loads from the database, and
+	// through the token epochs of clients and users.
+	StatelessClientTokens bool
 	// Auditor receives the audit events of logins, token issuance,
 	// revocation and account changes; nil records none.
 	Auditor *Auditor
@@ -52,6 +57,7 @@ type Config struct {
 // grant rules and the standard endpoints. It is safe for concurrent use.
 type Server struct {
 	provider *fosite.Fosite
+	tokens   *accessTokenStrategy
 	store    *storage.Store
 	keys     *keys.Manager
 	accounts *Accounts
@@ -61,6 +67,8 @@ type Server struct {
 	issuer   string
 	audience string
 	logger   *slog.Logger
+	// stateless issues client-credentials tokens without a record.
+	stateless bool
 
 	discovery []byte
 }
@@ -105,6 +113,8 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		logger:   cfg.Logger,
+
+		stateless: cfg.StatelessClientTokens,
 	}
 
 	s.accounts.SetAuditor(cfg.Auditor)
@@ -140,9 +150,10 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 		audience: cfg.Audience,
 		now:      time.Now,
 	}
+	s.tokens = tokens
 	clients := &clientStore{Store: store}
 	owners := &passwordStore{Store: store, accounts: s.accounts}
-	helper := &oauth2.HandleHelper{AccessTokenStrategy: tokens, AccessTokenStorage: store, Config: fcfg}
+	helper := &oauth2.HandleHelper{AccessTokenStrategy: tokens, AccessTokenStorage: tokenRecorder{store}, Config: fcfg}
 
 	fcfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
 		&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fcfg},
@@ -161,10 +172,13 @@ func New(cfg Config, store *storage.Store, keyManager *keys.Manager) (*Server, e
 			Config:                 fcfg,
 		},
 	}
+	// fosite runs every introspection handler and fails if any fails, so
+	// one handler chooses between the stateless check and the record.
 	fcfg.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{
-		&oauth2.CoreValidator{CoreStrategy: tokens, CoreStorage: store, Config: fcfg},
+		&introspector{core: &oauth2.CoreValidator{CoreStrategy: tokens, CoreStorage: store, Config: fcfg}, server: s},
 	}
 	fcfg.RevocationHandlers = fosite.RevocationHandlers{
+		&statelessRevoker{server: s},
 		&oauth2.TokenRevocationHandler{
 			TokenRevocationStorage: store,
 			RefreshTokenStrategy:   tokens,

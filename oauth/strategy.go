@@ -8,6 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/jwt"
 )
 
 // ClaimsLeeway is the clock skew tolerated when the server checks exp,
@@ -28,9 +29,16 @@ type accessTokenStrategy struct {
 }
 
 func (s *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
+	_, err := s.validClaims(ctx, token)
+	return err
+}
+
+// validClaims checks token as ValidateAccessToken does and returns its
+// claims.
+func (s *accessTokenStrategy) validClaims(ctx context.Context, token string) (jwt.MapClaims, error) {
 	t, err := s.Decode(ctx, token)
 	if err != nil {
-		return fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug("the token's signature, key or header is invalid")
+		return nil, fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug("the token's signature, key or header is invalid")
 	}
 	c := t.Claims
 	now := s.now()
@@ -40,26 +48,26 @@ func (s *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.
 	iat, okIat := numericClaim(c["iat"])
 	nbf, okNbf := numericClaim(c["nbf"])
 	if !okExp || !okIat || !okNbf {
-		return fosite.ErrTokenClaim.WithDebug("exp, iat and nbf are required")
+		return nil, fosite.ErrTokenClaim.WithDebug("exp, iat and nbf are required")
 	}
 	// RFC 7519 §4.1.4 and §4.1.5: a token is invalid on or after exp and
 	// before nbf.
 	switch unix := now.Unix(); {
 	case unix >= exp+leeway:
-		return fosite.ErrTokenExpired.WithHint("The access token expired.")
+		return nil, fosite.ErrTokenExpired.WithHint("The access token expired.")
 	case unix < nbf-leeway:
-		return fosite.ErrTokenClaim.WithDebug("nbf is in the future")
+		return nil, fosite.ErrTokenClaim.WithDebug("nbf is in the future")
 	case unix < iat-leeway:
-		return fosite.ErrTokenClaim.WithDebug("iat is in the future")
+		return nil, fosite.ErrTokenClaim.WithDebug("iat is in the future")
 	}
 
 	if iss, _ := c["iss"].(string); iss != s.issuer {
-		return fosite.ErrTokenClaim.WithDebug("iss is not this server")
+		return nil, fosite.ErrTokenClaim.WithDebug("iss is not this server")
 	}
 	if !audienceContains(c["aud"], s.audience) {
-		return fosite.ErrTokenClaim.WithDebug("aud does not name this server's audience")
+		return nil, fosite.ErrTokenClaim.WithDebug("aud does not name this server's audience")
 	}
-	return nil
+	return c, nil
 }
 
 func numericClaim(v any) (int64, bool) {

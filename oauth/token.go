@@ -282,6 +282,9 @@ func (s *Server) applyGrantRules(ctx context.Context, ar fosite.AccessRequester)
 	ar.GrantAudience(s.audience)
 
 	s.fillSession(session, ar, subject, user.ID, grantType)
+	if grantType == "client_credentials" {
+		session.JWTClaims.JTI = clientTokenJTI(client, s.stateless)
+	}
 	return nil
 }
 

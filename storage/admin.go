@@ -58,8 +58,8 @@ type UserUpdate struct {
 
 // UpdateUser changes the given fields of user id and sets its UpdatedAt.
 // It returns ErrNotFound for an unknown id. Disabling a user makes the
-// lookups of its tokens and of its clients fail at once (see
-// [Store.GetClient]). The token records stay active, so enabling the user
+// lookups of its tokens and of its clients fail, in this process at once
+// and in others from their next sync (see [Store.GetClient]). The token records stay active, so enabling the user
 // again revives the tokens that have not expired.
 func (s *Store) UpdateUser(ctx context.Context, id string, u UserUpdate) error {
 	fields := map[string]any{"updated_at": s.now().UTC()}
@@ -73,12 +73,11 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u UserUpdate) error {
 		fields["disabled"] = *u.Disabled
 	}
 
-	res := s.db(ctx).Model(&userModel{}).Where("id = ?", id).Updates(fields)
-	if res.Error != nil {
-		return fmt.Errorf("update user %s: %w", id, translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("update user %s: %w", id, ErrNotFound)
+	err := s.changeRow(ctx, changeUser, id, func(tx *gorm.DB) *gorm.DB {
+		return tx.Model(&userModel{}).Where("id = ?", id).Updates(fields)
+	})
+	if err != nil {
+		return fmt.Errorf("update user %s: %w", id, err)
 	}
 	return nil
 }
@@ -87,12 +86,11 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u UserUpdate) error {
 // and every token record of the user and of those clients with it. It
 // returns ErrNotFound for an unknown id.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res := s.db(ctx).Where("id = ?", id).Delete(&userModel{})
-	if res.Error != nil {
-		return fmt.Errorf("delete user %s: %w", id, translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("delete user %s: %w", id, ErrNotFound)
+	err := s.changeRow(ctx, changeUser, id, func(tx *gorm.DB) *gorm.DB {
+		return tx.Where("id = ?", id).Delete(&userModel{})
+	})
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", id, err)
 	}
 	return nil
 }
@@ -131,12 +129,11 @@ func (s *Store) updateClient(ctx context.Context, id string, fields map[string]a
 		return fmt.Errorf("update client %s: built-in: %w", id, ErrNotFound)
 	}
 	fields["updated_at"] = s.now().UTC()
-	res := s.db(ctx).Model(&clientModel{}).Where("id = ?", id).Updates(fields)
-	if res.Error != nil {
-		return fmt.Errorf("update client %s: %w", id, translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("update client %s: %w", id, ErrNotFound)
+	err := s.changeRow(ctx, changeClient, id, func(tx *gorm.DB) *gorm.DB {
+		return tx.Model(&clientModel{}).Where("id = ?", id).Updates(fields)
+	})
+	if err != nil {
+		return fmt.Errorf("update client %s: %w", id, err)
 	}
 	return nil
 }
@@ -169,53 +166,57 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	if id == LegacyClientID {
 		return fmt.Errorf("delete client %s: built-in: %w", id, ErrNotFound)
 	}
-	res := s.db(ctx).Where("id = ?", id).Delete(&clientModel{})
-	if res.Error != nil {
-		return fmt.Errorf("delete client %s: %w", id, translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("delete client %s: %w", id, ErrNotFound)
+	err := s.changeRow(ctx, changeClient, id, func(tx *gorm.DB) *gorm.DB {
+		return tx.Where("id = ?", id).Delete(&clientModel{})
+	})
+	if err != nil {
+		return fmt.Errorf("delete client %s: %w", id, err)
 	}
 	return nil
 }
 
 // RevokeTokensOfClient deactivates every access and refresh token issued to
-// client id and returns how many were active. It returns ErrNotFound for
+// client id and returns how many records were active. It also advances the
+// client's TokenEpoch, which revokes its tokens that have no record. It returns ErrNotFound for
 // an unknown id and for [LegacyClientID], whose tokens are every user's
 // legacy logins.
 func (s *Store) RevokeTokensOfClient(ctx context.Context, id string) (int64, error) {
 	if id == LegacyClientID {
 		return 0, fmt.Errorf("revoke tokens of client %s: built-in: %w", id, ErrNotFound)
 	}
-	return s.revokeTokensWhere(ctx, "client "+id, &clientModel{}, "client_id", id)
+	return s.revokeTokensWhere(ctx, "client "+id, &clientModel{}, "client_id", id, changeClient)
 }
 
 // RevokeTokensOfUser deactivates every access and refresh token that acts
 // for user id, which includes the client-credentials tokens of the
-// clients it owns, and returns how many were active. It returns
-// ErrNotFound for an unknown id.
+// clients it owns, and returns how many records were active. It also
+// advances the user's TokenEpoch, which revokes the tokens without a
+// record that act for the user. It returns ErrNotFound for an unknown id.
 func (s *Store) RevokeTokensOfUser(ctx context.Context, id string) (int64, error) {
-	return s.revokeTokensWhere(ctx, "user "+id, &userModel{}, "user_id", id)
+	return s.revokeTokensWhere(ctx, "user "+id, &userModel{}, "user_id", id, changeUser)
 }
 
-// revokeTokensWhere checks that the row of owner with that id exists and
-// deactivates the active tokens whose column equals id, in one
-// transaction.
-func (s *Store) revokeTokensWhere(ctx context.Context, what string, owner any, column, id string) (int64, error) {
+// revokeTokensWhere advances the token epoch of the row of owner with that
+// id, deactivates the active tokens whose column equals id, and records the
+// change of kind, in one transaction.
+func (s *Store) revokeTokensWhere(ctx context.Context, what string, owner any, column, id, kind string) (int64, error) {
 	var revoked int64
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		var n int64
-		if err := tx.Model(owner).Where("id = ?", id).Count(&n).Error; err != nil {
-			return err
+		res := tx.Model(owner).Where("id = ?", id).Update("token_epoch", gorm.Expr("token_epoch + 1"))
+		if res.Error != nil {
+			return res.Error
 		}
-		if n == 0 {
+		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		res := tx.Model(&tokenSessionModel{}).
+		res = tx.Model(&tokenSessionModel{}).
 			Where(map[string]any{column: id, "active": true}).
 			Update("active", false)
+		if res.Error != nil {
+			return res.Error
+		}
 		revoked = res.RowsAffected
-		return res.Error
+		return s.changeIn(tx, kind, id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke tokens of %s: %w", what, translate(err))

@@ -32,6 +32,14 @@ type Client struct {
 	// as a resource server does; without it a client introspects only its
 	// own tokens.
 	Introspect bool
+	// TokenEpoch counts the revocations of all the client's tokens. A
+	// token that is not recorded carries the epoch it was issued in, and
+	// is valid only while the epoch is unchanged.
+	TokenEpoch int64
+	// OwnerTokenEpoch is the owning user's TokenEpoch when the client was
+	// read, counting revocations of every token that acts for the user;
+	// read, never written.
+	OwnerTokenEpoch int64
 	// OwnerDisabled reports whether the owning user is disabled; it is
 	// read, never written.
 	OwnerDisabled bool
@@ -74,28 +82,31 @@ func (c *Client) IsPublic() bool { return c.Public }
 func (c *Client) GetAudience() fosite.Arguments { return nil }
 
 type clientRow struct {
-	Model         clientModel `gorm:"embedded"`
-	OwnerDisabled sql.NullBool
-	OwnerScopes   sql.NullString
+	Model           clientModel `gorm:"embedded"`
+	OwnerDisabled   sql.NullBool
+	OwnerScopes     sql.NullString
+	OwnerTokenEpoch sql.NullInt64
 }
 
 func (r clientRow) client() *Client {
 	m := r.Model
 	return &Client{
-		ID:            m.ID,
-		Name:          m.Name,
-		Email:         m.Email,
-		SecretHash:    []byte(m.SecretHash),
-		OwnerID:       m.OwnerID.String,
-		Scopes:        splitScopes(m.Scopes),
-		GrantTypes:    splitScopes(m.GrantTypes),
-		Public:        m.Public,
-		Disabled:      m.Disabled,
-		Introspect:    m.Introspect,
-		OwnerDisabled: r.OwnerDisabled.Bool,
-		OwnerScopes:   ownerScopes(r.OwnerScopes),
-		CreatedAt:     m.CreatedAt,
-		UpdatedAt:     m.UpdatedAt,
+		ID:              m.ID,
+		Name:            m.Name,
+		Email:           m.Email,
+		SecretHash:      []byte(m.SecretHash),
+		OwnerID:         m.OwnerID.String,
+		Scopes:          splitScopes(m.Scopes),
+		GrantTypes:      splitScopes(m.GrantTypes),
+		Public:          m.Public,
+		Disabled:        m.Disabled,
+		Introspect:      m.Introspect,
+		TokenEpoch:      m.TokenEpoch,
+		OwnerTokenEpoch: r.OwnerTokenEpoch.Int64,
+		OwnerDisabled:   r.OwnerDisabled.Bool,
+		OwnerScopes:     ownerScopes(r.OwnerScopes),
+		CreatedAt:       m.CreatedAt,
+		UpdatedAt:       m.UpdatedAt,
 	}
 }
 
@@ -135,7 +146,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	var row clientRow
 	err := s.db(ctx).Table("clients").
-		Select("clients.*, users.disabled AS owner_disabled, users.scopes AS owner_scopes").
+		Select("clients.*, users.disabled AS owner_disabled, users.scopes AS owner_scopes, users.token_epoch AS owner_token_epoch").
 		Joins("LEFT JOIN users ON users.id = clients.owner_id").
 		Where("clients.id = ?", id).
 		Take(&row).Error
@@ -149,8 +160,12 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 // owner is disabled, is reported as not found, so it can neither
 // authenticate nor have its tokens introspect as active. Errors satisfy
 // errors.Is(err, fosite.ErrNotFound) when no usable client exists.
+//
+// Outside a transaction the client comes from the store's cache while the
+// change feed is in sync (see [Store.SyncChanges]), so a change made by
+// another process takes effect within one sync interval.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.Client(ctx, id)
+	c, err := s.CachedClient(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
 	}

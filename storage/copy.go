@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -10,14 +11,14 @@ import (
 
 // CopyCounts is how many rows of each kind [Store.CopyFrom] inserted.
 type CopyCounts struct {
-	Users, Clients, SigningKeys, Tokens int64
+	Users, Clients, SigningKeys, Tokens, Revocations int64
 }
 
 // copyBatch is the number of rows read and written per statement.
 const copyBatch = 500
 
-// CopyFrom copies users, clients, signing keys and unexpired token records
-// from src into s, in one transaction on s, so a failed copy leaves s as it
+// CopyFrom copies users, clients, signing keys, unexpired token records and
+// unexpired revocations of tokens without a record from src into s, in one transaction on s, so a failed copy leaves s as it
 // was. Rows whose key s already has are skipped, so the copy can be run
 // again. Both stores must be migrated to the same version. Private keys
 // and client-secret hashes are copied as stored, so the destination needs
@@ -56,6 +57,9 @@ func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyCounts, error) {
 		unexpired := func(q *gorm.DB) *gorm.DB { return q.Where("expires_at > ?", now) }
 		if counts.Tokens, err = copyRows[tokenSessionModel](ctx, src, tx, unexpired); err != nil {
 			return fmt.Errorf("copy token records: %w", err)
+		}
+		if counts.Revocations, err = s.copyRevocations(ctx, src, tx, now); err != nil {
+			return fmt.Errorf("copy revocations: %w", err)
 		}
 		return nil
 	})
@@ -106,4 +110,25 @@ func copyRows[M any](ctx context.Context, src *Store, tx *gorm.DB, filter func(*
 		return nil
 	})
 	return total, res.Error
+}
+
+// copyRevocations copies the unexpired token revocations of src's change
+// feed into tx as new rows. Their seq values are left to the destination,
+// whose readers expect seq to grow; rows copied twice are harmless.
+func (s *Store) copyRevocations(ctx context.Context, src *Store, tx *gorm.DB, now time.Time) (int64, error) {
+	var rows []changeModel
+	err := src.db(ctx).Where("kind = ? AND expires_at > ?", changeTokenRevoked, now).Order("seq").Find(&rows).Error
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	if err := s.lockTx(tx, lockChanges); err != nil {
+		return 0, err
+	}
+	for i := range rows {
+		rows[i].Seq = 0
+	}
+	if err := tx.CreateInBatches(rows, copyBatch).Error; err != nil {
+		return 0, err
+	}
+	return int64(len(rows)), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -17,6 +18,9 @@ type migration struct {
 	name    string
 	// statements use only SQL that SQLite and PostgreSQL read alike.
 	statements []string
+	// sqlite and postgres run after statements, on that database only,
+	// for the few things the two spell differently.
+	sqlite, postgres []string
 	// after runs in the same transaction, after statements.
 	after func(tx *gorm.DB, now time.Time) error
 }
@@ -147,6 +151,38 @@ var migrations = []migration{
 			`CREATE INDEX audit_events_client_id ON audit_events (client_id, occurred_at)`,
 		},
 	},
+	{
+		version: 8,
+		name:    "create the change feed and token epochs",
+		statements: []string{
+			`ALTER TABLE users ADD COLUMN token_epoch BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE clients ADD COLUMN token_epoch BIGINT NOT NULL DEFAULT 0`,
+		},
+		// seq must never be reused, also after the rows with the highest
+		// values are deleted, because every process reads the feed from
+		// the last seq it saw. SQLite guarantees that only with
+		// AUTOINCREMENT.
+		sqlite:   createChanges("INTEGER PRIMARY KEY AUTOINCREMENT"),
+		postgres: createChanges("BIGSERIAL PRIMARY KEY"),
+	},
+}
+
+// createChanges returns the statements of migration 8 that create the
+// change feed, with seq of the given type, the one part SQLite and
+// PostgreSQL spell differently. Like every released migration, its output
+// must never change.
+func createChanges(seq string) []string {
+	return []string{
+		`CREATE TABLE changes (
+			seq ` + seq + `,
+			kind TEXT NOT NULL,
+			subject TEXT NOT NULL,
+			expires_at TIMESTAMP NOT NULL,
+			created_at TIMESTAMP NOT NULL
+		)`,
+		`CREATE INDEX changes_expires_at ON changes (expires_at)`,
+		`CREATE INDEX changes_subject ON changes (subject)`,
+	}
 }
 
 type schemaMigration struct {
@@ -207,7 +243,11 @@ func (s *Store) applyMigration(ctx context.Context, m migration) (bool, error) {
 		}
 
 		now := s.now().UTC()
-		for _, stmt := range m.statements {
+		statements := slices.Concat(m.statements, m.sqlite)
+		if s.postgres {
+			statements = slices.Concat(m.statements, m.postgres)
+		}
+		for _, stmt := range statements {
 			if err := tx.Exec(stmt).Error; err != nil {
 				return err
 			}

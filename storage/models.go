@@ -12,6 +12,7 @@ type userModel struct {
 	PasswordHash string
 	Scopes       string
 	Disabled     bool
+	TokenEpoch   int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -29,6 +30,7 @@ type clientModel struct {
 	Public     bool
 	Disabled   bool
 	Introspect bool
+	TokenEpoch int64
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }

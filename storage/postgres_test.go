@@ -61,18 +61,33 @@ func postgresSchema(tb testing.TB) string {
 // openPostgres returns a migrated store on a fresh schema.
 func openPostgres(tb testing.TB) *storage.Store {
 	tb.Helper()
-	dsn := postgresSchema(tb)
+	s := openPostgresURL(tb, postgresSchema(tb))
+	mustMigrate(tb, s)
+	return s
+}
+
+// openPostgresURL opens a store on dsn without migrating it, and closes it
+// when the test ends.
+func openPostgresURL(tb testing.TB, dsn string) *storage.Store {
+	tb.Helper()
 	s, err := storage.Open(tb.Context(), storage.Config{Database: dsn, NewSession: storagetest.NewSession})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
 	tb.Cleanup(func() { _ = s.Close() })
-	mustMigrate(tb, s)
 	return s
 }
 
 func TestConformancePostgres(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) *storage.Store { return openPostgres(t) })
+}
+
+func TestReplicasPostgres(t *testing.T) {
+	storagetest.RunReplicas(t, func(t *testing.T) func() *storage.Store {
+		dsn := postgresSchema(t)
+		mustMigrate(t, openPostgresURL(t, dsn))
+		return func() *storage.Store { return openPostgresURL(t, dsn) }
+	})
 }
 
 func TestConcurrentMigratePostgres(t *testing.T) {

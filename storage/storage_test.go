@@ -62,6 +62,14 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) *storage.Store { return openMigrated(t) })
 }
 
+func TestReplicas(t *testing.T) {
+	storagetest.RunReplicas(t, func(t *testing.T) func() *storage.Store {
+		path := filepath.Join(t.TempDir(), "authserver.db")
+		mustMigrate(t, openFile(t, path))
+		return func() *storage.Store { return openFile(t, path) }
+	})
+}
+
 func TestSQLiteConnectionSettings(t *testing.T) {
 	s := openMigrated(t)
 	db, err := s.SQLDB()

@@ -61,6 +61,7 @@ type Store struct {
 	newSession func() fosite.Session
 	logger     *slog.Logger
 	now        func() time.Time
+	replica    *replicaState
 }
 
 // Open connects to the database named in cfg. It does not migrate; call
@@ -133,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 
-	return &Store{gdb: gdb, postgres: postgres, newSession: cfg.NewSession, logger: cfg.Logger, now: cfg.Now}, nil
+	return &Store{gdb: gdb, postgres: postgres, newSession: cfg.NewSession, logger: cfg.Logger, now: cfg.Now, replica: newReplicaState()}, nil
 }
 
 func isPostgresURL(database string) bool {
@@ -220,7 +221,9 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !ok {
 		return errors.New("commit: no transaction in context")
 	}
-	if err := tx.Commit().Error; err != nil {
+	err := tx.Commit().Error
+	s.replica.finish(tx, err == nil)
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
@@ -233,6 +236,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return errors.New("rollback: no transaction in context")
 	}
 	err := tx.Rollback().Error
+	s.replica.finish(tx, false)
 	if errors.Is(err, sql.ErrTxDone) || (err != nil && ctx.Err() != nil) {
 		// database/sql rolls a transaction back by itself when its context
 		// ends, so there is nothing left to undo.
@@ -272,7 +276,15 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(tx)
 	}
-	return s.gdb.WithContext(ctx).Transaction(fn)
+	var used *gorm.DB
+	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		used = tx
+		return fn(tx)
+	})
+	if used != nil {
+		s.replica.finish(used, err == nil)
+	}
+	return err
 }
 
 // translate maps gorm and driver errors onto this package's sentinels.

@@ -77,7 +77,7 @@ func (o *options) copyDatabase(ctx context.Context, out io.Writer, dst *storage.
 	if _, err := o.openKeys(ctx, dst, alg); err != nil {
 		return fmt.Errorf("the copied signing keys do not open; use the master secret of the source database: %w", err)
 	}
-	fmt.Fprintf(out, "copied %d users, %d clients, %d signing keys, %d tokens\n", counts.Users, counts.Clients, counts.SigningKeys, counts.Tokens)
+	fmt.Fprintf(out, "copied %d users, %d clients, %d signing keys, %d tokens, %d revocations\n", counts.Users, counts.Clients, counts.SigningKeys, counts.Tokens, counts.Revocations)
 	return nil
 }
 

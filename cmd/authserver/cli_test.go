@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,10 +301,14 @@ func copyInstance(t *testing.T, target *instance, env []string) {
 	t.Helper()
 	src := newInstance(t)
 	userID := src.createUser("alice", "alice password 1", aliceScopes)
-	s := src.serve()
+	s := src.serve("--stateless-client-tokens")
 	token := s.login(map[string]string{"username": "alice", "password": "alice password 1"})["token"].(string)
 	clientID, secret := s.registerClient(token, "runner")
 	before := verifyOffline(t, s, token)
+	revoked := s.login(map[string]string{"client_id": clientID, "client_secret": secret})["token"].(string)
+	if resp := s.postForm("/oauth2/revoke", url.Values{"token": {revoked}}, clientID, secret); resp.status != http.StatusOK {
+		t.Fatalf("revoke a stateless token: status %d", resp.status)
+	}
 	s.stop()
 
 	secretBytes, err := os.ReadFile(src.database + ".secret")
@@ -314,7 +320,7 @@ func copyInstance(t *testing.T, target *instance, env []string) {
 	if err != nil {
 		t.Fatalf("migrate --from: %v\n%s", err, stderr)
 	}
-	if !strings.Contains(out, "copied 1 users, 1 clients, 2 signing keys") {
+	if !strings.Contains(out, "copied 1 users, 1 clients, 2 signing keys, 1 tokens, 1 revocations") {
 		t.Errorf("migrate --from printed %q", out)
 	}
 	if _, stderr, err := runWithEnv(t, env, "", "migrate", "--database", target.database, "--from", src.database); err != nil {
@@ -333,6 +339,9 @@ func copyInstance(t *testing.T, target *instance, env []string) {
 	}
 	if got := t2.introspect(t2.login(map[string]string{"client_id": clientID, "client_secret": secret})["token"].(string), clientID, secret); got["active"] != true {
 		t.Errorf("client token after the copy introspects as %v", got)
+	}
+	if got := t2.introspect(revoked, clientID, secret); got["active"] != false {
+		t.Errorf("a revoked stateless token introspects as %v after the copy", got)
 	}
 }
 

@@ -147,6 +147,14 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// testSyncInterval is the --sync-interval of test servers: short, so a
+// change made with an admin command reaches a running server quickly.
+const testSyncInterval = 100 * time.Millisecond
+
+// awaitSync waits until a change made by an admin command has reached the
+// running test servers: a few sync intervals, for slow machines.
+func awaitSync() { time.Sleep(4 * testSyncInterval) }
+
 // serve starts `authserver serve` on a loopback port and waits until it is
 // ready. Cleanup stops it with SIGTERM and checks it exits cleanly.
 func (in *instance) serve(args ...string) *server {
@@ -159,7 +167,7 @@ func (in *instance) serve(args ...string) *server {
 func (in *instance) serveAt(addr string, args ...string) *server {
 	in.t.Helper()
 	base := "http://" + addr
-	all := append([]string{"serve", "--addr", addr, "--issuer", base, "--database", in.database, "--log-level", "debug"}, args...)
+	all := append([]string{"serve", "--addr", addr, "--issuer", base, "--database", in.database, "--log-level", "debug", "--sync-interval", testSyncInterval.String()}, args...)
 	// The process outlives the test's context only until Cleanup stops it.
 	cmd := exec.CommandContext(context.WithoutCancel(in.t.Context()), binary, all...)
 	cmd.Env = append(minimalEnv(), in.env...)

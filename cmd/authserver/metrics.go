@@ -63,6 +63,18 @@ func newRegistry(store *storage.Store, km *keys.Manager, auditor *oauth.Auditor)
 			Name: "authserver_audit_events_dropped_total",
 			Help: "Audit events lost because the write queue was full.",
 		}, func() float64 { return float64(auditor.Dropped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authserver_cached_clients",
+			Help: "Clients held in this process's cache.",
+		}, func() float64 { return float64(store.ReplicaStats().CachedClients) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authserver_revoked_tokens",
+			Help: "Revoked, unexpired stateless tokens on this process's revocation list.",
+		}, func() float64 { return float64(store.ReplicaStats().RevokedTokens) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authserver_change_feed_age_seconds",
+			Help: "Seconds since this process last read the change feed successfully; 0 before the first read.",
+		}, func() float64 { return store.ReplicaStats().SyncAge.Seconds() }),
 	)
 	pool := func(name, help string, value func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authserver_db_" + name, Help: help}, value)

@@ -54,6 +54,9 @@ func TestMetrics(t *testing.T) {
 		`authserver_http_request_duration_seconds_bucket{route="POST /oauth2/token"`,
 		`authserver_signing_key_age_seconds`,
 		`authserver_db_open_connections`,
+		`authserver_cached_clients 2`, // the built-in legacy client and the runner
+		`authserver_revoked_tokens 0`,
+		`authserver_change_feed_age_seconds`,
 		`go_goroutines`,
 		`process_resident_memory_bytes`,
 	} {

@@ -144,6 +144,7 @@ func TestUsersDisableAndEnable(t *testing.T) {
 	machine, _ := s.login(map[string]string{"client_id": clientID, "client_secret": secret})["token"].(string)
 
 	out := in.cli("", "users", "disable", "alice")
+	awaitSync()
 	if !strings.Contains(out, `user "alice" disabled; 2 tokens revoked`) {
 		t.Errorf("users disable printed %q", out)
 	}
@@ -171,6 +172,7 @@ func TestUsersDisableAndEnable(t *testing.T) {
 	if out := in.cli("", "users", "enable", "alice"); !strings.Contains(out, `user "alice" enabled`) {
 		t.Errorf("users enable printed %q", out)
 	}
+	awaitSync()
 	again := userLogin(s, "alice", "alice password 1")
 	if got := registerStatus(s, again); got != http.StatusOK {
 		t.Errorf("register-client with a token from after enable: status %d, want 200", got)
@@ -206,6 +208,7 @@ func TestUsersSetPassword(t *testing.T) {
 	}
 
 	out := in.cli("alice password 3\n", "users", "set-password", "alice", "--password-stdin", "--revoke-tokens")
+	awaitSync()
 	if !strings.Contains(out, "tokens revoked") {
 		t.Errorf("users set-password --revoke-tokens printed %q", out)
 	}
@@ -231,6 +234,7 @@ func TestUsersSetScopes(t *testing.T) {
 	if out := in.cli("", "users", "set-scopes", "alice", "--scopes", "strategy:read"); !strings.Contains(out, "strategy:read") {
 		t.Errorf("users set-scopes printed %q", out)
 	}
+	awaitSync()
 
 	login := s.login(map[string]string{"username": "alice", "password": "alice password 1"})
 	if diff := cmp.Diff([]any{"strategy:read"}, login["scopes"]); diff != "" {
@@ -250,6 +254,7 @@ func TestUsersSetScopes(t *testing.T) {
 	}
 
 	in.cli("", "users", "set-scopes", "alice", "--scopes", "strategy:read forge:write", "--revoke-tokens")
+	awaitSync()
 	if isActive(s, rs, before) {
 		t.Error("set-scopes --revoke-tokens left an earlier token active")
 	}
@@ -277,6 +282,7 @@ func TestUsersDelete(t *testing.T) {
 	if out := in.cli("", "users", "delete", "alice", "--yes"); !strings.Contains(out, `user "alice" deleted with 1 client`) {
 		t.Errorf("users delete printed %q", out)
 	}
+	awaitSync()
 	if got := registerStatus(s, token); got != http.StatusUnauthorized {
 		t.Errorf("register-client with a deleted user's token: status %d, want 401", got)
 	}
@@ -497,6 +503,7 @@ func TestClientsDisableAndEnable(t *testing.T) {
 	if out := in.cli("", "clients", "disable", runner.ClientID); !strings.Contains(out, "disabled; 1 token revoked") {
 		t.Errorf("clients disable printed %q", out)
 	}
+	awaitSync()
 	if isActive(s, rs, machine) {
 		t.Error("a disabled client's token introspects as active")
 	}
@@ -508,6 +515,7 @@ func TestClientsDisableAndEnable(t *testing.T) {
 	}
 
 	in.cli("", "clients", "enable", runner.ClientID)
+	awaitSync()
 	if got := clientLoginStatus(s, runner.ClientID, runner.ClientSecret); got != http.StatusOK {
 		t.Errorf("client login after enable: status %d, want 200", got)
 	}
@@ -536,6 +544,7 @@ func TestClientsDelete(t *testing.T) {
 	}
 
 	in.cli("", "clients", "delete", runner.ClientID, "--yes")
+	awaitSync()
 	if isActive(s, rs, machine) {
 		t.Error("a deleted client's token introspects as active")
 	}
@@ -558,6 +567,7 @@ func TestClientsRotateSecret(t *testing.T) {
 
 	var rotated cliClient
 	decodeJSON(t, in.cli("", "clients", "rotate-secret", runner.ClientID, "--json"), &rotated)
+	awaitSync()
 	if rotated.ClientID != runner.ClientID || !secretPattern.MatchString(rotated.ClientSecret) || rotated.ClientSecret == runner.ClientSecret {
 		t.Fatalf("rotate-secret --json = %+v, want a new secret for %s", rotated, runner.ClientID)
 	}
@@ -588,6 +598,7 @@ func TestClientsSetScopes(t *testing.T) {
 	if out := in.cli("", "clients", "set-scopes", runner.ClientID, "--scopes", "strategy:read"); !strings.Contains(out, "now has scopes: strategy:read") {
 		t.Errorf("clients set-scopes printed %q", out)
 	}
+	awaitSync()
 	machine := s.login(map[string]string{"client_id": runner.ClientID, "client_secret": runner.ClientSecret})
 	if diff := cmp.Diff([]any{"strategy:read"}, machine["scopes"]); diff != "" {
 		t.Errorf("scopes of a new client token (-want +got):\n%s", diff)
@@ -840,6 +851,7 @@ func TestUserinfoEndpoint(t *testing.T) {
 	}
 
 	in.cli("", "users", "disable", "alice")
+	awaitSync()
 	resp = s.do(http.MethodGet, "/userinfo", "", "Bearer "+token, nil)
 	if resp.status != http.StatusUnauthorized || !strings.Contains(resp.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Errorf("userinfo with a disabled user's token: status %d, want 401 invalid_token", resp.status)

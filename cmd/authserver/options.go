@@ -46,6 +46,8 @@ type options struct {
 	signingAlg      string
 	keysReloadEvery time.Duration
 	keysRotateEvery time.Duration
+	syncEvery       time.Duration
+	statelessTokens bool
 	shutdownTimeout time.Duration
 	auditRetention  time.Duration
 	metricsAddr     string
@@ -102,6 +104,8 @@ func (o *options) addServeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.signingAlg, "signing-alg", "RS256", "token signing algorithm: RS256, ES256 or EdDSA")
 	fs.DurationVar(&o.keysReloadEvery, "keys-reload-interval", 30*time.Second, "how often the signing keys are reloaded from the database, so a rotation made by another process takes effect")
 	fs.DurationVar(&o.keysRotateEvery, "keys-rotate-interval", 0, "rotate the signing key when the active one is older than this; 0 turns automatic rotation off")
+	fs.DurationVar(&o.syncEvery, "sync-interval", time.Second, "how often the process reads the changes other processes made to clients, users and revoked tokens; cached clients and revocations made elsewhere take effect within this time; 0 turns the cache off")
+	fs.BoolVar(&o.statelessTokens, "stateless-client-tokens", false, "issue client-credentials access tokens without a database record; revocation then goes through a list every process loads (see docs/security.md)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener, such as 127.0.0.1:9090")
 	fs.DurationVar(&o.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit events are kept before serve deletes them")
@@ -280,6 +284,15 @@ func (o *options) validateServe(ctx context.Context) error {
 	}
 	if o.accessTokenTTL <= 0 || o.refreshTokenTTL <= 0 {
 		errs = append(errs, errors.New("access-token-ttl and refresh-token-ttl must be positive"))
+	}
+	if o.syncEvery < 0 {
+		errs = append(errs, errors.New("sync-interval must not be negative; 0 turns the cache off"))
+	}
+	if o.statelessTokens && o.syncEvery == 0 {
+		// Without the feed, every stateless token check would query the
+		// revocation list in the database, which is correct but slower
+		// than recording the tokens.
+		o.logger.WarnContext(ctx, "stateless-client-tokens without a sync-interval checks every token's revocation in the database")
 	}
 	if _, err := oauth.NewGuard(o.guardConfig()); err != nil {
 		errs = append(errs, err)

@@ -59,6 +59,14 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	if o.syncEvery > 0 {
+		store.SetSyncInterval(o.syncEvery)
+		// Load the revocations before the first request. On failure the
+		// store answers from the database until a sync succeeds.
+		if err := store.SyncChanges(ctx); err != nil {
+			o.logger.ErrorContext(ctx, "reading the change feed failed; lookups go to the database until it succeeds", "err", err)
+		}
+	}
 	auditor := oauth.NewAuditor(store, o.logger)
 	reg := newRegistry(store, km, auditor)
 	grantMetrics, err := oauth.NewMetrics(reg)
@@ -76,6 +84,8 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 		Guard:           o.guardConfig(),
 		Auditor:         auditor,
 		Metrics:         grantMetrics,
+
+		StatelessClientTokens: o.statelessTokens,
 	}, store, km)
 	if err != nil {
 		_ = store.Close()
@@ -174,6 +184,7 @@ func (o *options) serve(ctx context.Context, ready chan<- net.Addr) error {
 	background.Go(func() { o.reloadKeys(bg, a.keys, a.auditor) })
 	background.Go(func() { a.auditor.Run(bg) })
 	background.Go(func() { o.cleanUp(bg, a.store) })
+	background.Go(func() { o.syncChanges(bg, a.store) })
 
 	if o.metricsAddr != "" {
 		metricsServer, err := o.serveMetrics(ctx, a.registry)
@@ -245,11 +256,42 @@ func (o *options) reloadKeys(ctx context.Context, km *keys.Manager, auditor *oau
 	}
 }
 
+// syncChanges reads the change feed every sync interval, so client
+// changes and token revocations made by other processes take effect here.
+// A failure is logged once, and its end once.
+func (o *options) syncChanges(ctx context.Context, store *storage.Store) {
+	if o.syncEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(o.syncEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := store.SyncChanges(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			failing = true
+			o.logger.ErrorContext(ctx, "reading the change feed failed; lookups go to the database until it succeeds", "err", err)
+		case err == nil && failing:
+			failing = false
+			o.logger.InfoContext(ctx, "reading the change feed succeeded again")
+		}
+	}
+}
+
 // cleanupEvery is how often serve deletes expired records.
 const cleanupEvery = time.Hour
 
-// cleanUp deletes expired token records, stale login-failure counts and
-// audit events past their retention, once an hour. Several replicas doing
+// cleanUp deletes expired token records, stale login-failure counts,
+// expired change-feed rows and audit events past their retention, once an
+// hour. Several replicas doing
 // it at once is harmless: the deletes are idempotent.
 func (o *options) cleanUp(ctx context.Context, store *storage.Store) {
 	t := time.NewTicker(cleanupEvery)
@@ -270,6 +312,9 @@ func (o *options) cleanUp(ctx context.Context, store *storage.Store) {
 		}
 		if _, err := store.DeleteStaleLoginFailures(ctx, now.Add(-2*o.lockoutMax)); err != nil {
 			o.logger.ErrorContext(ctx, "deleting stale login failures failed", "err", err)
+		}
+		if _, err := store.DeleteExpiredChanges(ctx, now); err != nil {
+			o.logger.ErrorContext(ctx, "deleting expired changes failed", "err", err)
 		}
 		if n, err := store.DeleteAuditEventsBefore(ctx, now.Add(-o.auditRetention)); err != nil {
 			o.logger.ErrorContext(ctx, "deleting old audit events failed", "err", err)
