@@ -73,7 +73,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u UserUpdate) error {
 		fields["disabled"] = *u.Disabled
 	}
 
-	res := s.db(ctx).Model(&userModel{}).Where("id = ?", id).Updates(fields)
+	res := s.writer(ctx).Model(&userModel{}).Where("id = ?", id).Updates(fields)
 	if res.Error != nil {
 		return fmt.Errorf("update user %s: %w", id, translate(res.Error))
 	}
@@ -87,7 +87,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, u UserUpdate) error {
 // and every token record of the user and of those clients with it. It
 // returns ErrNotFound for an unknown id.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res := s.db(ctx).Where("id = ?", id).Delete(&userModel{})
+	res := s.writer(ctx).Where("id = ?", id).Delete(&userModel{})
 	if res.Error != nil {
 		return fmt.Errorf("delete user %s: %w", id, translate(res.Error))
 	}
@@ -131,7 +131,7 @@ func (s *Store) updateClient(ctx context.Context, id string, fields map[string]a
 		return fmt.Errorf("update client %s: built-in: %w", id, ErrNotFound)
 	}
 	fields["updated_at"] = s.now().UTC()
-	res := s.db(ctx).Model(&clientModel{}).Where("id = ?", id).Updates(fields)
+	res := s.writer(ctx).Model(&clientModel{}).Where("id = ?", id).Updates(fields)
 	if res.Error != nil {
 		return fmt.Errorf("update client %s: %w", id, translate(res.Error))
 	}
@@ -169,7 +169,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	if id == LegacyClientID {
 		return fmt.Errorf("delete client %s: built-in: %w", id, ErrNotFound)
 	}
-	res := s.db(ctx).Where("id = ?", id).Delete(&clientModel{})
+	res := s.writer(ctx).Where("id = ?", id).Delete(&clientModel{})
 	if res.Error != nil {
 		return fmt.Errorf("delete client %s: %w", id, translate(res.Error))
 	}
@@ -230,7 +230,7 @@ func (s *Store) RevokeTokenFamily(ctx context.Context, requestID string) error {
 	if requestID == "" {
 		return errors.New("revoke token family: empty request id")
 	}
-	err := s.db(ctx).Model(&tokenSessionModel{}).
+	err := s.writer(ctx).Model(&tokenSessionModel{}).
 		Where("request_id = ? AND active = ?", requestID, true).
 		Update("active", false).Error
 	if err != nil {
