@@ -231,7 +231,7 @@ func (s *Store) RevokeTokenFamily(ctx context.Context, requestID string) error {
 	if requestID == "" {
 		return errors.New("revoke token family: empty request id")
 	}
-	err := s.db(ctx).Model(&tokenSessionModel{}).
+	err := s.writer(ctx).Model(&tokenSessionModel{}).
 		Where("request_id = ? AND active = ?", requestID, true).
 		Update("active", false).Error
 	if err != nil {

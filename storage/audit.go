@@ -43,7 +43,7 @@ func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) erro
 		rows[i] = auditEventModel(e)
 		rows[i].OccurredAt = e.OccurredAt.UTC()
 	}
-	if err := s.db(ctx).Create(&rows).Error; err != nil {
+	if err := s.writer(ctx).Create(&rows).Error; err != nil {
 		return fmt.Errorf("insert %d audit events: %w", len(events), translate(err))
 	}
 	return nil
@@ -92,7 +92,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, e
 // DeleteAuditEventsBefore deletes events older than cutoff and returns how
 // many it deleted.
 func (s *Store) DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	res := s.db(ctx).Where("occurred_at < ?", cutoff.UTC()).Delete(&auditEventModel{})
+	res := s.writer(ctx).Where("occurred_at < ?", cutoff.UTC()).Delete(&auditEventModel{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("delete old audit events: %w", res.Error)
 	}

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,27 @@ func BenchmarkCreateAccessTokenSession(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkCreateAccessTokenSessionParallel runs 16 writers per
+// GOMAXPROCS at once, as concurrent token requests do, so it measures how
+// the writers wait for one another as well as the INSERT itself.
+func BenchmarkCreateAccessTokenSessionParallel(b *testing.B) {
+	s := benchStore(b)
+	req := benchRequest("req-bench")
+	var next atomic.Int64
+
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			signature := fmt.Sprintf("sig-%d", next.Add(1))
+			if err := s.CreateAccessTokenSession(b.Context(), signature, req); err != nil {
+				b.Errorf("CreateAccessTokenSession: %v", err)
+				return
+			}
+		}
+	})
 }
 
 func BenchmarkGetAccessTokenSession(b *testing.B) {

@@ -349,7 +349,7 @@ func (s *Store) TokenIDRevoked(ctx context.Context, jti string) (bool, error) {
 // DeleteExpiredChanges deletes feed rows that expired before cutoff and
 // returns how many it deleted.
 func (s *Store) DeleteExpiredChanges(ctx context.Context, cutoff time.Time) (int64, error) {
-	res := s.db(ctx).Where("expires_at < ?", cutoff.UTC()).Delete(&changeModel{})
+	res := s.writer(ctx).Where("expires_at < ?", cutoff.UTC()).Delete(&changeModel{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("delete expired changes: %w", res.Error)
 	}

@@ -135,7 +135,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
-	if err := s.db(ctx).Create(&m).Error; err != nil {
+	if err := s.writer(ctx).Create(&m).Error; err != nil {
 		return fmt.Errorf("create client %s: %w", c.ID, translate(err))
 	}
 	c.CreatedAt, c.UpdatedAt = now, now

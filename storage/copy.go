@@ -41,7 +41,7 @@ func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyCounts, error) {
 		return counts, err
 	}
 
-	err = s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if counts.Users, err = copyRows[userModel](ctx, src, tx, nil); err != nil {
 			return fmt.Errorf("copy users: %w", err)

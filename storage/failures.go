@@ -34,12 +34,29 @@ func (s *Store) LoginFailures(ctx context.Context, keys []string) (map[string]Lo
 	if len(keys) == 0 {
 		return out, nil
 	}
-	var rows []loginFailureModel
-	if err := s.db(ctx).Where("key IN ?", keys).Find(&rows).Error; err != nil {
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	rows, err := s.sqlReader(ctx).QueryContext(ctx, s.statements.loginFailuresSQL(len(keys)), args...)
+	if err != nil {
 		return nil, fmt.Errorf("read login failures: %w", err)
 	}
-	for _, m := range rows {
+	// The early returns below report an error of their own, so they drop
+	// the error of Close. The return on success checks it.
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var m loginFailureModel
+		if err := rows.Scan(&m.Key, &m.Failures, &m.LockedUntil); err != nil {
+			return nil, fmt.Errorf("read login failures: %w", err)
+		}
 		out[m.Key] = LoginFailure{Key: m.Key, Failures: m.Failures, LockedUntil: m.LockedUntil.Time}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read login failures: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read login failures: %w", err)
 	}
 	return out, nil
 }
@@ -75,7 +92,7 @@ func (s *Store) ClearLoginFailures(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if err := s.db(ctx).Where("key IN ?", keys).Delete(&loginFailureModel{}).Error; err != nil {
+	if err := s.writer(ctx).Where("key IN ?", keys).Delete(&loginFailureModel{}).Error; err != nil {
 		return fmt.Errorf("clear login failures: %w", err)
 	}
 	return nil
@@ -84,7 +101,7 @@ func (s *Store) ClearLoginFailures(ctx context.Context, keys []string) error {
 // DeleteStaleLoginFailures deletes records not updated since cutoff and
 // returns how many it deleted.
 func (s *Store) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int64, error) {
-	res := s.db(ctx).Where("updated_at < ?", cutoff.UTC()).Delete(&loginFailureModel{})
+	res := s.writer(ctx).Where("updated_at < ?", cutoff.UTC()).Delete(&loginFailureModel{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("delete stale login failures: %w", res.Error)
 	}

@@ -198,7 +198,7 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 // once are safe: each migration re-checks its version inside a transaction
 // that holds the write lock.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
-	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// Replicas starting at once would race to create the table.
 		if err := s.lockTx(tx, lockMigrations); err != nil {
 			return err
@@ -229,7 +229,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 
 func (s *Store) applyMigration(ctx context.Context, m migration) (bool, error) {
 	applied := false
-	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockTx(tx, lockMigrations); err != nil {
 			return err
 		}

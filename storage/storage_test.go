@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -25,9 +26,15 @@ const busyTimeout = 4 * time.Second
 // and closes it when the test ends.
 func openFile(tb testing.TB, path string) *storage.Store {
 	tb.Helper()
+	return openFileWithBusyTimeout(tb, path, busyTimeout)
+}
+
+// openFileWithBusyTimeout is openFile with the given busy timeout.
+func openFileWithBusyTimeout(tb testing.TB, path string, timeout time.Duration) *storage.Store {
+	tb.Helper()
 	s, err := storage.Open(tb.Context(), storage.Config{
 		Database:    path,
-		BusyTimeout: busyTimeout,
+		BusyTimeout: timeout,
 		NewSession:  storagetest.NewSession,
 	})
 	if err != nil {
@@ -72,11 +79,28 @@ func TestReplicas(t *testing.T) {
 
 func TestSQLiteConnectionSettings(t *testing.T) {
 	s := openMigrated(t)
-	db, err := s.SQLDB()
+	readPool, err := s.SQLDB()
 	if err != nil {
 		t.Fatalf("SQLDB: %v", err)
 	}
+	writerPool, err := s.WriterSQLDB()
+	if err != nil {
+		t.Fatalf("WriterSQLDB: %v", err)
+	}
+	if readPool == writerPool {
+		t.Fatalf("SQLDB and WriterSQLDB return the same pool, want a writer pool of its own on SQLite")
+	}
+	if got := writerPool.Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("writer pool allows %d open connections, want 1", got)
+	}
 
+	pools := []struct {
+		name string
+		db   *sql.DB
+	}{
+		{name: "read pool", db: readPool},
+		{name: "writer pool", db: writerPool},
+	}
 	tests := []struct {
 		name   string
 		pragma string
@@ -87,16 +111,18 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 		{name: "foreign keys enforced", pragma: "foreign_keys", want: "1"},
 		{name: "synchronous NORMAL", pragma: "synchronous", want: "1"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var got string
-			if err := db.QueryRowContext(t.Context(), "PRAGMA "+tc.pragma).Scan(&got); err != nil {
-				t.Fatalf("PRAGMA %s: %v", tc.pragma, err)
-			}
-			if got != tc.want {
-				t.Errorf("PRAGMA %s = %q, want %q", tc.pragma, got, tc.want)
-			}
-		})
+	for _, pool := range pools {
+		for _, tc := range tests {
+			t.Run(pool.name+"/"+tc.name, func(t *testing.T) {
+				var got string
+				if err := pool.db.QueryRowContext(t.Context(), "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+					t.Fatalf("PRAGMA %s: %v", tc.pragma, err)
+				}
+				if got != tc.want {
+					t.Errorf("PRAGMA %s = %q, want %q", tc.pragma, got, tc.want)
+				}
+			})
+		}
 	}
 }
 
@@ -193,30 +219,10 @@ func TestTwoStoresOneFile(t *testing.T) {
 		t.Fatalf("CreateUser in first store's transaction: %v", err)
 	}
 
-	done := make(chan error, 1)
-	go func() {
-		done <- second.CreateUser(t.Context(), storage.User{ID: "user-2", Username: "bob", PasswordHash: "x"})
-	}()
-
-	const holdFor = 100 * time.Millisecond
-	select {
-	case err := <-done:
-		_ = first.Rollback(txCtx)
-		t.Fatalf("second store's write returned %v while the first held its transaction open, want it to wait", err)
-	case <-time.After(holdFor):
+	writeUser := func() error {
+		return second.CreateUser(t.Context(), storage.User{ID: "user-2", Username: "bob", PasswordHash: "x"})
 	}
-	if err := first.Commit(txCtx); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("second store's write after commit: %v", err)
-		}
-	case <-time.After(busyTimeout + 5*time.Second):
-		t.Fatalf("second store's write did not return within %v of the commit", busyTimeout+5*time.Second)
-	}
+	checkWriteWaitsForCommit(t, "second store's write", writeUser, first, txCtx, busyTimeout+5*time.Second)
 
 	for _, s := range []*storage.Store{first, second} {
 		for _, id := range []string{"user-1", "user-2"} {
@@ -224,6 +230,38 @@ func TestTwoStoresOneFile(t *testing.T) {
 				t.Errorf("UserByID(%q): %v", id, err)
 			}
 		}
+	}
+}
+
+// checkWriteWaitsForCommit starts write while the transaction that txCtx
+// carries on holder is open. It checks that write waits for the
+// transaction, commits the transaction, and checks that write then
+// succeeds within limit.
+func checkWriteWaitsForCommit(t *testing.T, what string, write func() error, holder *storage.Store, txCtx context.Context, limit time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		done <- write()
+	}()
+
+	const holdFor = 100 * time.Millisecond
+	select {
+	case err := <-done:
+		_ = holder.Rollback(txCtx)
+		t.Fatalf("%s returned %v while the transaction was open, want it to wait", what, err)
+	case <-time.After(holdFor):
+	}
+	if err := holder.Commit(txCtx); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s after commit: %v", what, err)
+		}
+	case <-time.After(limit):
+		t.Fatalf("%s did not return within %v of the commit", what, limit)
 	}
 }
 

@@ -35,7 +35,8 @@ type Config struct {
 	// another connection or process before failing; default 5s.
 	BusyTimeout time.Duration
 	// MaxOpenConns bounds the connection pool; default 20 on PostgreSQL
-	// and 8 on SQLite, where only one connection writes at a time anyway.
+	// and 8 on SQLite. On SQLite this pool only reads, and one more
+	// connection, in a pool of its own, runs every write.
 	MaxOpenConns int
 	// MaxIdleConns is how many idle connections the pool keeps; default
 	// 10, at most MaxOpenConns.
@@ -56,8 +57,16 @@ type Config struct {
 // Store is the database. It is safe for concurrent use, and several
 // processes may share one database file or server.
 type Store struct {
-	gdb        *gorm.DB
+	// gdb runs the reads that no transaction carries.
+	gdb *gorm.DB
+	// wdb runs every transaction and every write but CreateClient's (see
+	// [Store.writer]). On SQLite it holds one connection, so the writers of
+	// this process wait for it in Go instead of sleeping in SQLite's busy
+	// handler. database/sql (Go 1.26) hands a freed connection to a random
+	// waiter, not the oldest. On PostgreSQL wdb is gdb.
+	wdb        *gorm.DB
 	postgres   bool
+	statements statements
 	newSession func() fosite.Session
 	logger     *slog.Logger
 	now        func() time.Time
@@ -103,6 +112,70 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	pool := poolConfig{maxOpen: cfg.MaxOpenConns, maxIdle: cfg.MaxIdleConns, maxLifetime: cfg.ConnMaxLifetime}
+	gdb, err := openPool(ctx, cfg, dialector, true, pool)
+	if err != nil {
+		return nil, err
+	}
+	wdb := gdb
+	if !postgres {
+		wdb, err = openSQLiteWriter(ctx, cfg)
+		if err != nil {
+			_ = closePool(gdb)
+			return nil, err
+		}
+	}
+
+	return &Store{
+		gdb:        gdb,
+		wdb:        wdb,
+		postgres:   postgres,
+		statements: newStatements(postgres),
+		newSession: cfg.NewSession,
+		logger:     cfg.Logger,
+		now:        cfg.Now,
+		replica:    newReplicaState(),
+	}, nil
+}
+
+type poolConfig struct {
+	maxOpen, maxIdle int
+	maxLifetime      time.Duration
+}
+
+// openSQLiteWriter opens the pool of one connection that runs every write
+// to the SQLite database of cfg.
+func openSQLiteWriter(ctx context.Context, cfg Config) (*gorm.DB, error) {
+	// SQLite lets one connection write at a time, so the writes of this
+	// process share one connection. A second connection that tried would
+	// sleep in SQLite's busy handler, for 1, 2, 5, 10 ms and longer, up to
+	// 100 ms per sleep (sqliteDefaultBusyCallback in the SQLite that
+	// mattn/go-sqlite3 v1.14.22 bundles).
+	//
+	// NOTE: with GOMAXPROCS=1 and the CPU saturated, the goroutine that
+	// holds this connection can lose its P during the SQLite call and wait
+	// in the run queue before it releases the connection, with every other
+	// write queued behind it. bench/loadgen at concurrency 32 with the
+	// server on one core showed a longer p99 than one shared pool for
+	// reads and writes, and a shorter one with GOMAXPROCS=2 on that core.
+	sqlDB, err := sql.Open(sqlite.DriverName, sqliteDSN(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	dialector := sqlite.New(sqlite.Config{Conn: newWriterPool(sqlDB)})
+	// The writerPool keeps the statements prepared, in place of gorm.
+	gdb, err := openPool(ctx, cfg, dialector, false, poolConfig{maxOpen: 1, maxIdle: 1, maxLifetime: cfg.ConnMaxLifetime})
+	if err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return gdb, nil
+}
+
+// openPool opens a connection pool on dialector and checks that it
+// connects.
+func openPool(ctx context.Context, cfg Config, dialector gorm.Dialector, prepareStmt bool, pool poolConfig) (*gorm.DB, error) {
 	gdb, err := gorm.Open(dialector, &gorm.Config{
 		// Every write that must be atomic runs in an explicit transaction;
 		// the implicit one gorm wraps around each single statement only
@@ -110,7 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		SkipDefaultTransaction: true,
 		// Each token request runs the same few statements; preparing them
 		// once per connection saves SQLite's parse and plan on every call.
-		PrepareStmt:    true,
+		PrepareStmt:    prepareStmt,
 		TranslateError: true,
 		Logger:         logger.Discard,
 		NowFunc:        func() time.Time { return cfg.Now().UTC() },
@@ -123,18 +196,28 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
-	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
-	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	sqlDB.SetMaxOpenConns(pool.maxOpen)
+	sqlDB.SetMaxIdleConns(pool.maxIdle)
+	sqlDB.SetConnMaxLifetime(pool.maxLifetime)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
-		if postgres {
+		if isPostgresURL(cfg.Database) {
 			return nil, fmt.Errorf("connect to database %s: %w", redactURL(cfg.Database), err)
 		}
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
+	return gdb, nil
+}
 
-	return &Store{gdb: gdb, postgres: postgres, newSession: cfg.NewSession, logger: cfg.Logger, now: cfg.Now, replica: newReplicaState()}, nil
+func closePool(gdb *gorm.DB) error {
+	if writer, ok := gdb.ConnPool.(*writerPool); ok {
+		return writer.Close()
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
 }
 
 func isPostgresURL(database string) bool {
@@ -149,6 +232,10 @@ func dialectorFor(cfg Config, postgres bool) (gorm.Dialector, error) {
 		return pgdriver.Open(cfg.Database), nil
 	}
 
+	return sqlite.Open(sqliteDSN(cfg)), nil
+}
+
+func sqliteDSN(cfg Config) string {
 	// WAL lets readers proceed while one connection writes, and the busy
 	// timeout makes a second process (an admin command beside serve) wait
 	// for the write lock instead of failing at once. BEGIN IMMEDIATE takes
@@ -160,7 +247,7 @@ func dialectorFor(cfg Config, postgres bool) (gorm.Dialector, error) {
 	q.Set("_txlock", "immediate")
 	q.Set("_foreign_keys", "on")
 	q.Set("_synchronous", "NORMAL")
-	return sqlite.Open("file:" + cfg.Database + "?" + q.Encode()), nil
+	return "file:" + cfg.Database + "?" + q.Encode()
 }
 
 // redactURL removes the password from a database URL so it can appear in
@@ -173,32 +260,66 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-// Close closes the database connections.
+// Close closes the connections of the read pool and the writer pool.
 func (s *Store) Close() error {
-	sqlDB, err := s.gdb.DB()
+	err := closePool(s.gdb)
+	if s.wdb != s.gdb {
+		err = errors.Join(err, closePool(s.wdb))
+	}
 	if err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
-	return sqlDB.Close()
+	return nil
 }
 
-// Ping checks that the database responds.
+// Ping checks that the database responds on the read pool and, on SQLite,
+// on the writer pool too. The writer's check waits for the writes queued
+// before it, so a long transaction delays it.
 func (s *Store) Ping(ctx context.Context) error {
-	sqlDB, err := s.gdb.DB()
-	if err != nil {
-		return fmt.Errorf("ping database: %w", err)
+	for _, gdb := range s.pools() {
+		sqlDB, err := gdb.DB()
+		if err != nil {
+			return fmt.Errorf("ping database: %w", err)
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping database: %w", err)
+		}
 	}
-	return sqlDB.PingContext(ctx)
+	return nil
+}
+
+// pools returns the read pool and, on SQLite, the writer pool.
+func (s *Store) pools() []*gorm.DB {
+	if s.wdb == s.gdb {
+		return []*gorm.DB{s.gdb}
+	}
+	return []*gorm.DB{s.gdb, s.wdb}
 }
 
 type txKey struct{}
 
-// db returns the transaction that ctx carries, or the pool, bound to ctx.
+// db returns the transaction that ctx carries, or else the read pool,
+// bound to ctx. Statements that write use [Store.writer] instead.
 func (s *Store) db(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
 	}
 	return s.gdb.WithContext(ctx)
+}
+
+// writer returns the transaction that ctx carries, or else the writer
+// pool, bound to ctx. On SQLite the writer pool has one connection, so a
+// caller that holds a transaction must pass its context to every Store
+// method it calls until the transaction ends. A call without it waits for
+// the connection that the caller itself holds, until its context ends.
+//
+// NOTE: CreateClient still writes through the read pool, so it waits for
+// the write lock in SQLite's busy handler like a second process does.
+func (s *Store) writer(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.wdb.WithContext(ctx)
 }
 
 // BeginTX starts a transaction that the returned context carries; every
@@ -208,7 +329,7 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return nil, errors.New("begin transaction: one is already open in this context")
 	}
-	tx := s.gdb.WithContext(ctx).Begin()
+	tx := s.wdb.WithContext(ctx).Begin()
 	if tx.Error != nil {
 		return nil, fmt.Errorf("begin transaction: %w", tx.Error)
 	}
@@ -271,13 +392,15 @@ func (s *Store) lockTx(tx *gorm.DB, id int64) error {
 // IsPostgres reports whether the store runs on PostgreSQL.
 func (s *Store) IsPostgres() bool { return s.postgres }
 
-// inTx runs fn in a transaction, or inside the one ctx already carries.
+// inTx runs fn in a transaction on the writer pool, or inside the one ctx
+// already carries. fn must run every statement through tx, or through a
+// context that carries tx.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(tx)
 	}
 	var used *gorm.DB
-	err := s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		used = tx
 		return fn(tx)
 	})
@@ -305,11 +428,27 @@ func translate(err error) error {
 	}
 }
 
-// PoolStats returns the connection pool's statistics.
+// PoolStats returns the statistics of the connection pools, summed over
+// the read pool and, on SQLite, the one-connection writer pool. Its
+// WaitCount and WaitDuration thus include the writes that queued for the
+// writer.
 func (s *Store) PoolStats() sql.DBStats {
-	sqlDB, err := s.gdb.DB()
-	if err != nil {
-		return sql.DBStats{}
+	var total sql.DBStats
+	for _, gdb := range s.pools() {
+		sqlDB, err := gdb.DB()
+		if err != nil {
+			continue
+		}
+		st := sqlDB.Stats()
+		total.MaxOpenConnections += st.MaxOpenConnections
+		total.OpenConnections += st.OpenConnections
+		total.InUse += st.InUse
+		total.Idle += st.Idle
+		total.WaitCount += st.WaitCount
+		total.WaitDuration += st.WaitDuration
+		total.MaxIdleClosed += st.MaxIdleClosed
+		total.MaxIdleTimeClosed += st.MaxIdleTimeClosed
+		total.MaxLifetimeClosed += st.MaxLifetimeClosed
 	}
-	return sqlDB.Stats()
+	return total
 }

@@ -98,14 +98,15 @@ func (s *Store) createTokenSession(ctx context.Context, kind tokenKind, signatur
 	if accessSignature != "" {
 		m.AccessSignature = hashSignature(accessSignature)
 	}
-	if err := s.db(ctx).Create(&m).Error; err != nil {
-		return fmt.Errorf("store %s token of request %s: %w", kind, req.GetID(), translate(err))
+	if _, err := s.sqlWriter(ctx).ExecContext(ctx, s.statements.insertTokenSession, m.insertArgs()...); err != nil {
+		return fmt.Errorf("store %s token of request %s: %w", kind, req.GetID(), s.translateDriver(err))
 	}
 	return nil
 }
 
 type tokenSessionRow struct {
-	Model        tokenSessionModel `gorm:"embedded"`
+	Model tokenSessionModel
+	// UserDisabled is NULL for a token that acts for no user.
 	UserDisabled sql.NullBool
 }
 
@@ -115,12 +116,9 @@ type tokenSessionRow struct {
 // A token whose client or user is gone or disabled is not found.
 func (s *Store) tokenSession(ctx context.Context, kind tokenKind, signature string, session fosite.Session) (fosite.Requester, error) {
 	var row tokenSessionRow
-	err := s.db(ctx).Table("token_sessions").
-		Select("token_sessions.*, users.disabled AS user_disabled").
-		Joins("LEFT JOIN users ON users.id = token_sessions.user_id").
-		Where("token_sessions.signature = ? AND token_sessions.kind = ?", hashSignature(signature), kind).
-		Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	err := queryOne(ctx, s.sqlReader(ctx), s.statements.selectTokenSession,
+		[]any{hashSignature(signature), string(kind)}, row.scanTargets()...)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s token: %w", kind, fosite.ErrNotFound)
 	}
 	if err != nil {
@@ -165,7 +163,7 @@ func (s *Store) tokenSession(ctx context.Context, kind tokenKind, signature stri
 }
 
 func (s *Store) deleteTokenSession(ctx context.Context, kind tokenKind, signature string) error {
-	err := s.db(ctx).
+	err := s.writer(ctx).
 		Where("signature = ? AND kind = ?", hashSignature(signature), kind).
 		Delete(&tokenSessionModel{}).Error
 	if err != nil {
@@ -175,7 +173,7 @@ func (s *Store) deleteTokenSession(ctx context.Context, kind tokenKind, signatur
 }
 
 func (s *Store) deactivateFamily(ctx context.Context, kind tokenKind, requestID string) error {
-	err := s.db(ctx).Model(&tokenSessionModel{}).
+	err := s.writer(ctx).Model(&tokenSessionModel{}).
 		Where("request_id = ? AND kind = ? AND active = ?", requestID, kind, true).
 		Update("active", false).Error
 	if err != nil {
@@ -257,7 +255,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // DeleteExpiredTokens deletes token records that expired before cutoff and
 // returns how many it deleted.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, cutoff time.Time) (int64, error) {
-	res := s.db(ctx).Where("expires_at < ?", cutoff.UTC()).Delete(&tokenSessionModel{})
+	res := s.writer(ctx).Where("expires_at < ?", cutoff.UTC()).Delete(&tokenSessionModel{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("delete expired tokens: %w", res.Error)
 	}

@@ -84,7 +84,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 		CreatedAt:    now,
 		UpdatedAt:    now,
 	}
-	if err := s.db(ctx).Create(&m).Error; err != nil {
+	if err := s.writer(ctx).Create(&m).Error; err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, translate(err))
 	}
 	return nil
@@ -117,7 +117,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 // still equals old, so a concurrent password change is never overwritten by
 // a rehash. It returns ErrNotFound when no row matched.
 func (s *Store) UpdatePasswordHash(ctx context.Context, id, old, hash string) error {
-	res := s.db(ctx).Model(&userModel{}).
+	res := s.writer(ctx).Model(&userModel{}).
 		Where("id = ? AND password_hash = ?", id, old).
 		Updates(map[string]any{"password_hash": hash, "updated_at": s.now().UTC()})
 	if res.Error != nil {

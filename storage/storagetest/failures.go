@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,38 @@ func testLoginFailures(t *testing.T, open func(t *testing.T) *storage.Store) {
 		}
 		if len(recs) != 0 {
 			t.Errorf("records after clearing: %+v", recs)
+		}
+	})
+
+	t.Run("many keys read at once", func(t *testing.T) {
+		s := open(t)
+		// Reading the first 1 to 7 keys covers every length of the key
+		// list up to 7. Only the odd-numbered keys have a record.
+		const keyCount = 7
+		var keys []string
+		for n := 1; n <= keyCount; n++ {
+			key := fmt.Sprintf("user:u%d", n)
+			keys = append(keys, key)
+			if n%2 == 0 {
+				continue
+			}
+			if _, err := s.RecordLoginFailure(t.Context(), key, now, noLock); err != nil {
+				t.Fatalf("RecordLoginFailure(%q): %v", key, err)
+			}
+		}
+		for n := 1; n <= keyCount; n++ {
+			recs, err := s.LoginFailures(t.Context(), keys[:n])
+			if err != nil {
+				t.Fatalf("LoginFailures of %d keys: %v", n, err)
+			}
+			if want := (n + 1) / 2; len(recs) != want {
+				t.Errorf("LoginFailures of %d keys returned %d records, want %d", n, len(recs), want)
+			}
+			for _, key := range keys[:n] {
+				if rec, ok := recs[key]; ok && (rec.Key != key || rec.Failures != 1 || !rec.LockedUntil.IsZero()) {
+					t.Errorf("LoginFailures of %d keys: record %+v, want key %q with 1 failure and no lock", n, rec, key)
+				}
+			}
 		}
 	})
 
