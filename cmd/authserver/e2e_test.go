@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -557,5 +558,27 @@ func TestAutomaticKeyRotation(t *testing.T) {
 	}
 	if active != 1 {
 		t.Errorf("after automatic rotation there are %d active keys: %+v", active, keys)
+	}
+}
+
+func TestServeRaisesMaxProcsOnOneCore(t *testing.T) {
+	t.Parallel()
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Skip("taskset (util-linux) is not installed; it pins the server to one core")
+	}
+
+	in := newInstance(t)
+	in.wrap = []string{taskset, "-c", "0"}
+	s := in.serve()
+	if logs := s.logs.String(); !strings.Contains(logs, "GOMAXPROCS raised") || !strings.Contains(logs, "from=1 to=2") {
+		t.Errorf("a server pinned to one core did not raise GOMAXPROCS to 2; logs:\n%s", logs)
+	}
+
+	explicit := newInstance(t)
+	explicit.wrap = in.wrap
+	explicit.env = []string{"GOMAXPROCS=1"}
+	if logs := explicit.serve().logs.String(); strings.Contains(logs, "GOMAXPROCS raised") {
+		t.Errorf("GOMAXPROCS set by the operator was changed; logs:\n%s", logs)
 	}
 }

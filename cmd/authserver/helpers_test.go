@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +53,9 @@ type instance struct {
 	database string
 	// env is added to the environment of every process of the instance.
 	env []string
+	// wrap, when set, is the command that serve runs the server under,
+	// such as taskset with its arguments.
+	wrap []string
 }
 
 func newInstance(t *testing.T) *instance {
@@ -169,7 +173,11 @@ func (in *instance) serveAt(addr string, args ...string) *server {
 	base := "http://" + addr
 	all := append([]string{"serve", "--addr", addr, "--issuer", base, "--database", in.database, "--log-level", "debug", "--sync-interval", testSyncInterval.String()}, args...)
 	// The process outlives the test's context only until Cleanup stops it.
-	cmd := exec.CommandContext(context.WithoutCancel(in.t.Context()), binary, all...)
+	name, args := binary, all
+	if len(in.wrap) > 0 {
+		name, args = in.wrap[0], append(slices.Clone(in.wrap[1:]), append([]string{binary}, all...)...)
+	}
+	cmd := exec.CommandContext(context.WithoutCancel(in.t.Context()), name, args...)
 	cmd.Env = append(minimalEnv(), in.env...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
