@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,9 +37,11 @@ import (
 //	    -cpuprofile cpu.out -memprofile mem.out ./bench/
 //	go tool pprof -top cpu.out
 //
-// BENCH_PROFILE_REQUESTS sets the number of tokens (default 10000),
-// BENCH_PROFILE_ALG the signing algorithm (default RS256), and
-// BENCH_PROFILE_STATELESS=1 issues stateless tokens. The run stops
+// BENCH_PROFILE_REQUESTS sets the number of requests (default 10000),
+// BENCH_PROFILE_ALG the signing algorithm (default RS256),
+// BENCH_PROFILE_STATELESS=1 issues stateless tokens, and
+// BENCH_PROFILE_WORKLOAD=introspect introspects one token instead of
+// issuing tokens. The run stops
 // after two minutes even if fewer tokens were issued. The profiles also
 // cover the set-up (key generation, one argon2id hash) and the in-process
 // HTTP client.
@@ -67,7 +70,20 @@ func TestProfileClientCredentials(t *testing.T) {
 	}
 	t.Cleanup(client.CloseIdleConnections)
 
-	form := url.Values{"grant_type": {"client_credentials"}}.Encode()
+	path, form := "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}.Encode()
+	if os.Getenv("BENCH_PROFILE_WORKLOAD") == "introspect" {
+		body, err := post(t.Context(), client, srv.URL+path, form, clientID, clientSecret)
+		if err != nil {
+			t.Fatalf("token request: %v", err)
+		}
+		var token struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.Unmarshal(body, &token); err != nil {
+			t.Fatal(err)
+		}
+		path, form = "/oauth2/introspect", url.Values{"token": {token.AccessToken}}.Encode()
+	}
 	var started, failed atomic.Int64
 	var firstErr sync.Once
 	deadline := time.Now().Add(2 * time.Minute)
@@ -76,9 +92,9 @@ func TestProfileClientCredentials(t *testing.T) {
 	for range concurrency {
 		wg.Go(func() {
 			for time.Now().Before(deadline) && started.Add(1) <= int64(requests) {
-				if err := requestToken(t.Context(), client, srv.URL, form, clientID, clientSecret); err != nil {
+				if _, err := post(t.Context(), client, srv.URL+path, form, clientID, clientSecret); err != nil {
 					failed.Add(1)
-					firstErr.Do(func() { t.Errorf("token request: %v", err) })
+					firstErr.Do(func() { t.Errorf("POST %s: %v", path, err) })
 				}
 			}
 		})
@@ -87,30 +103,36 @@ func TestProfileClientCredentials(t *testing.T) {
 	elapsed := time.Since(begin)
 
 	issued := min(started.Load(), int64(requests)) - failed.Load()
-	t.Logf("%s: %d tokens in %v (%.0f/s) at concurrency %d, %d failed",
-		alg, issued, elapsed.Round(time.Millisecond), float64(issued)/elapsed.Seconds(), concurrency, failed.Load())
+	t.Logf("%s: %d requests to %s in %v (%.0f/s) at concurrency %d, %d failed",
+		alg, issued, path, elapsed.Round(time.Millisecond), float64(issued)/elapsed.Seconds(), concurrency, failed.Load())
 }
 
-func requestToken(ctx context.Context, client *http.Client, base, form, clientID, clientSecret string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/oauth2/token", strings.NewReader(form))
+// post sends form with HTTP Basic client authentication and returns the
+// body of a 200 reply; an introspection reply must also say the token is
+// active.
+func post(ctx context.Context, client *http.Client, target, form, clientID, clientSecret string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret))
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
-	return nil
+	if strings.HasSuffix(target, "/introspect") && !strings.Contains(string(body), `"active":true`) {
+		return nil, fmt.Errorf("token inactive: %s", body)
+	}
+	return body, nil
 }
 
 // startServer assembles the server as cmd/authserver's newApp does, on a

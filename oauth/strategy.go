@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"slices"
 	"time"
@@ -26,6 +27,7 @@ type accessTokenStrategy struct {
 	issuer   string
 	audience string
 	now      func() time.Time
+	verified verifiedTokens
 }
 
 func (s *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {
@@ -36,12 +38,17 @@ func (s *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.
 // validClaims checks token as ValidateAccessToken does and returns its
 // claims.
 func (s *accessTokenStrategy) validClaims(ctx context.Context, token string) (jwt.MapClaims, error) {
-	t, err := s.Decode(ctx, token)
-	if err != nil {
-		return nil, fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug("the token's signature, key or header is invalid")
-	}
-	c := t.Claims
 	now := s.now()
+	key := sha256.Sum256([]byte(token))
+	c, ok := s.verified.get(key, now)
+	if !ok {
+		t, err := s.Decode(ctx, token)
+		if err != nil {
+			return nil, fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug("the token's signature, key or header is invalid")
+		}
+		c = t.Claims
+		s.verified.put(key, c, now)
+	}
 	leeway := int64(ClaimsLeeway / time.Second)
 
 	exp, okExp := numericClaim(c["exp"])

@@ -70,3 +70,61 @@ func TestAccessTokenClaimChecks(t *testing.T) {
 		})
 	}
 }
+
+// countingSigner is claimsSigner counting its Decode calls.
+type countingSigner struct {
+	claimsSigner
+	decodes *int
+}
+
+func (s countingSigner) Decode(ctx context.Context, token string) (*jwt.Token, error) {
+	*s.decodes++
+	return s.claimsSigner.Decode(ctx, token)
+}
+
+func TestVerifiedTokenCache(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := now
+	decodes := 0
+	claims := jwt.MapClaims{
+		"iss": "https://auth.example", "aud": []any{"quanux-api"},
+		"exp": now.Unix() + 90, "iat": now.Unix(), "nbf": now.Unix(),
+	}
+	s := &accessTokenStrategy{
+		DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: countingSigner{claimsSigner{claims: claims}, &decodes}},
+		issuer:             "https://auth.example",
+		audience:           "quanux-api",
+		now:                func() time.Time { return clock },
+	}
+	validate := func(token string) error {
+		t.Helper()
+		return s.ValidateAccessToken(t.Context(), nil, token)
+	}
+
+	for range 3 {
+		if err := validate("a.b.c"); err != nil {
+			t.Fatalf("ValidateAccessToken: %v", err)
+		}
+	}
+	if decodes != 1 {
+		t.Errorf("one token decoded %d times, want once", decodes)
+	}
+	if err := validate("a.b.d"); err != nil || decodes != 2 {
+		t.Errorf("another token: error %v after %d decodes, want a decode of its own", err, decodes)
+	}
+
+	clock = now.Add(verifiedTTL)
+	if err := validate("a.b.c"); err != nil || decodes != 3 {
+		t.Errorf("after the cache lifetime: error %v after %d decodes, want a new decode", err, decodes)
+	}
+
+	// The time checks run on every call, also for a cached token: the
+	// entry stored a minute in is still fresh when the token expires.
+	clock = now.Add(100 * time.Second)
+	if err := validate("a.b.c"); !errors.Is(err, fosite.ErrTokenExpired) {
+		t.Errorf("expired cached token: error %v, want %v", err, fosite.ErrTokenExpired)
+	}
+	if decodes != 3 {
+		t.Errorf("expired cached token decoded again (%d decodes); the cache entry should have served it", decodes)
+	}
+}
