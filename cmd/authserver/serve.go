@@ -241,7 +241,9 @@ const minMaxProcs = 2
 
 // raiseMaxProcs sets GOMAXPROCS to minMaxProcs when Go chose fewer, as it
 // does on one CPU or under a CPU quota below two. A GOMAXPROCS variable
-// set by the operator is left alone.
+// set by the operator is left alone. serve calls it after newApp, so the
+// password hasher has sized its slots, and its memory, by the CPUs Go
+// chose.
 func raiseMaxProcs(logger *slog.Logger) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set || runtime.GOMAXPROCS(0) >= minMaxProcs {
 		return
