@@ -202,6 +202,9 @@ func (s *Store) RevokeTokensOfUser(ctx context.Context, id string) (int64, error
 func (s *Store) revokeTokensWhere(ctx context.Context, what string, owner any, column, id, kind string) (int64, error) {
 	var revoked int64
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockTx(tx, lockChanges); err != nil {
+			return err
+		}
 		res := tx.Model(owner).Where("id = ?", id).Update("token_epoch", gorm.Expr("token_epoch + 1"))
 		if res.Error != nil {
 			return res.Error

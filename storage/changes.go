@@ -46,7 +46,9 @@ const (
 // lockChanges serialises writers of the change feed on PostgreSQL, so that
 // seq values become visible in increasing order and a reader that has seen
 // seq n has seen every smaller one that will ever commit. On SQLite the
-// single writer gives the same order.
+// single writer gives the same order. A transaction that records a change
+// takes the lock before it writes any row: taken after row locks, two
+// transactions could each wait for the other's.
 const lockChanges int64 = 0x5155414e5803
 
 type changeModel struct {
@@ -250,6 +252,9 @@ func (s *Store) changeIn(tx *gorm.DB, kind, id string) error {
 // matched no row, and translated database errors.
 func (s *Store) changeRow(ctx context.Context, kind, id string, write func(tx *gorm.DB) *gorm.DB) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockTx(tx, lockChanges); err != nil {
+			return err
+		}
 		res := write(tx)
 		if res.Error != nil {
 			return res.Error
@@ -311,6 +316,19 @@ func (s *Store) RevokeTokenID(ctx context.Context, jti string, expiresAt time.Ti
 		return errors.New("revoke token: empty jti")
 	}
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockTx(tx, lockChanges); err != nil {
+			return err
+		}
+		// Every process reads every row, so a token revoked again adds
+		// none.
+		var n int64
+		err := tx.Model(&changeModel{}).Where("subject = ? AND kind = ?", jti, changeTokenRevoked).Count(&n).Error
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
 		if err := s.recordChange(tx, changeTokenRevoked, jti, expiresAt); err != nil {
 			return err
 		}

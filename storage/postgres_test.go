@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/ory/fosite"
 
 	"github.com/quanux/authserver/storage"
 	"github.com/quanux/authserver/storage/storagetest"
@@ -124,3 +126,64 @@ func TestConcurrentMigratePostgres(t *testing.T) {
 }
 
 func contextForCleanup() context.Context { return context.Background() }
+
+// TestRevocationsDoNotDeadlockPostgres runs the statements of disabling a
+// client (one transaction: SetClientDisabled, then RevokeTokensOfClient)
+// beside the revocation of every token of the client's owner. Both
+// record changes in the feed; if either took the feed's lock after
+// locking token rows, PostgreSQL would abort one of them as a deadlock.
+func TestRevocationsDoNotDeadlockPostgres(t *testing.T) {
+	s := openPostgres(t)
+	ctx := t.Context()
+
+	if err := s.CreateUser(ctx, storage.User{ID: "user-u", Username: "u", PasswordHash: "x", Scopes: []string{"openid"}}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if err := s.CreateClient(ctx, &storage.Client{ID: "client-x", OwnerID: "user-u", SecretHash: []byte("x"), GrantTypes: []string{"client_credentials"}}); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	session, ok := storagetest.NewSession().(*storagetest.Session)
+	if !ok {
+		t.Fatal("unexpected session type")
+	}
+	session.User = "user-u"
+	session.Subject = "client-x"
+	session.ExpiresAt[fosite.AccessToken] = time.Now().Add(time.Hour)
+	req := &fosite.Request{ID: "request-1", RequestedAt: time.Now(), Client: &storage.Client{ID: "client-x"}, Form: url.Values{}, Session: session}
+	if err := s.CreateAccessTokenSession(ctx, "signature-1", req); err != nil {
+		t.Fatalf("CreateAccessTokenSession: %v", err)
+	}
+
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		t.Fatalf("BeginTX: %v", err)
+	}
+	if err := s.SetClientDisabled(txCtx, "client-x", true); err != nil {
+		t.Fatalf("SetClientDisabled: %v", err)
+	}
+	userDone := make(chan error, 1)
+	go func() {
+		_, err := s.RevokeTokensOfUser(ctx, "user-u")
+		userDone <- err
+	}()
+	// Give the owner's revocation time to reach the database and block.
+	time.Sleep(300 * time.Millisecond)
+
+	_, clientErr := s.RevokeTokensOfClient(txCtx, "client-x")
+	if clientErr == nil {
+		clientErr = s.Commit(txCtx)
+	} else {
+		_ = s.Rollback(txCtx)
+	}
+	if clientErr != nil {
+		t.Errorf("disable-client transaction: %v", clientErr)
+	}
+	select {
+	case err := <-userDone:
+		if err != nil {
+			t.Errorf("RevokeTokensOfUser: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("RevokeTokensOfUser did not return within 20s")
+	}
+}

@@ -182,6 +182,22 @@ func RunReplicas(t *testing.T, openShared func(t *testing.T) func() *storage.Sto
 		}
 	})
 
+	t.Run("repeated revocation adds one row", func(t *testing.T) {
+		_, b := pair(t)
+		for range 5 {
+			if err := b.RevokeTokenID(t.Context(), "jti-again", time.Now().Add(time.Hour)); err != nil {
+				t.Fatalf("RevokeTokenID: %v", err)
+			}
+		}
+		n, err := b.DeleteExpiredChanges(t.Context(), time.Now().Add(2*time.Hour))
+		if err != nil {
+			t.Fatalf("DeleteExpiredChanges: %v", err)
+		}
+		if n != 1 {
+			t.Errorf("feed rows after revoking one token five times = %d, want 1", n)
+		}
+	})
+
 	t.Run("feed order survives deleted rows", func(t *testing.T) {
 		a, b := pair(t)
 		if err := b.RevokeTokenID(t.Context(), "jti-old", time.Now().Add(-time.Minute)); err != nil {
