@@ -71,6 +71,9 @@ type Store struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	replica    *replicaState
+	// batcher groups token INSERTs on SQLite; nil on PostgreSQL, where
+	// many connections write at once.
+	batcher *insertBatcher
 }
 
 // Open connects to the database named in cfg. It does not migrate; call
@@ -126,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 
-	return &Store{
+	s := &Store{
 		gdb:        gdb,
 		wdb:        wdb,
 		postgres:   postgres,
@@ -135,7 +138,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		logger:     cfg.Logger,
 		now:        cfg.Now,
 		replica:    newReplicaState(),
-	}, nil
+	}
+	if !postgres {
+		s.batcher = newInsertBatcher(s)
+	}
+	return s, nil
 }
 
 type poolConfig struct {
@@ -262,6 +269,9 @@ func redactURL(raw string) string {
 
 // Close closes the connections of the read pool and the writer pool.
 func (s *Store) Close() error {
+	if s.batcher != nil {
+		s.batcher.close()
+	}
 	err := closePool(s.gdb)
 	if s.wdb != s.gdb {
 		err = errors.Join(err, closePool(s.wdb))

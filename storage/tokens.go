@@ -98,7 +98,12 @@ func (s *Store) createTokenSession(ctx context.Context, kind tokenKind, signatur
 	if accessSignature != "" {
 		m.AccessSignature = hashSignature(accessSignature)
 	}
-	if _, err := s.sqlWriter(ctx).ExecContext(ctx, s.statements.insertTokenSession, m.insertArgs()...); err != nil {
+	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); !inTx && s.batcher != nil {
+		err = s.batcher.insert(ctx, m.insertArgs())
+	} else {
+		_, err = s.sqlWriter(ctx).ExecContext(ctx, s.statements.insertTokenSession, m.insertArgs()...)
+	}
+	if err != nil {
 		return fmt.Errorf("store %s token of request %s: %w", kind, req.GetID(), s.translateDriver(err))
 	}
 	return nil
