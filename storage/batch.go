@@ -70,7 +70,7 @@ func (b *insertBatcher) insert(ctx context.Context, args []any) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-b.done:
-		// The batcher stopped, possibly after answering.
+		// The batcher stopped, possibly after sending the result.
 		select {
 		case err := <-r.result:
 			return err
@@ -87,7 +87,7 @@ func (b *insertBatcher) run() {
 		case first := <-b.queue:
 			b.flush(b.collect(first))
 		case <-b.stop:
-			// Requesters that queued before the stop get an answer.
+			// Requesters that queued before the stop receive errStoreClosed.
 			for {
 				select {
 				case r := <-b.queue:
