@@ -259,8 +259,10 @@ func (r *statelessRevoker) RevokeToken(ctx context.Context, token string, _ fosi
 	if clientID, _ := claims["client_id"].(string); clientID != client.GetID() {
 		return fosite.ErrUnauthorizedClient
 	}
+	// The token stays listed until it expires, plus the leeway with which
+	// an expired token is still accepted.
 	jti, _ := claims["jti"].(string)
-	if err := revokeStateless(ctx, r.server.store, jti, claimsExpiry(claims)); err != nil {
+	if err := r.server.store.RevokeTokenID(ctx, jti, claimsExpiry(claims).Add(ClaimsLeeway)); err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(fmt.Sprintf("revoke token %s failed", jti))
 	}
 	return nil
@@ -284,13 +286,6 @@ func stringList(v any) []string {
 	default:
 		return nil
 	}
-}
-
-// revokeStateless puts a stateless token on the revocation list until it
-// expires, counting the leeway with which expired tokens are still
-// accepted.
-func revokeStateless(ctx context.Context, store *storage.Store, jti string, expiresAt time.Time) error {
-	return store.RevokeTokenID(ctx, jti, expiresAt.Add(ClaimsLeeway))
 }
 
 // claimsExpiry returns the exp of claims as a time.

@@ -216,12 +216,9 @@ func (s *Store) SyncChanges(ctx context.Context) error {
 	return nil
 }
 
-// recordChange appends a change to the feed inside tx, which must be a
-// transaction: on PostgreSQL the lock it takes is held until tx ends.
+// recordChange appends a change to the feed inside tx, a transaction that
+// already holds lockChanges.
 func (s *Store) recordChange(tx *gorm.DB, kind, subject string, expiresAt time.Time) error {
-	if err := s.lockTx(tx, lockChanges); err != nil {
-		return err
-	}
 	now := s.now().UTC()
 	m := changeModel{Kind: kind, Subject: subject, ExpiresAt: expiresAt.UTC(), CreatedAt: now}
 	if err := tx.Create(&m).Error; err != nil {
@@ -231,7 +228,7 @@ func (s *Store) recordChange(tx *gorm.DB, kind, subject string, expiresAt time.T
 }
 
 // changeIn records a change of kind (changeClient or changeUser) to the
-// row id in tx. This process applies it to its cache when tx commits, and
+// row id in tx, which holds lockChanges. This process applies it to its cache when tx commits, and
 // other processes at their next sync.
 func (s *Store) changeIn(tx *gorm.DB, kind, id string) error {
 	if err := s.recordChange(tx, kind, id, s.now().Add(changeRetention)); err != nil {
@@ -267,9 +264,9 @@ func (s *Store) changeRow(ctx context.Context, kind, id string, write func(tx *g
 	return translate(err)
 }
 
-// CachedClient returns the client with that id like [Store.Client], from
-// the cache when it can: outside a transaction, while the change feed is
-// in sync, for at most a minute after the client was read.
+// CachedClient returns the client with that id like [Store.Client]. It
+// uses the cache outside a transaction, while the change feed is in sync,
+// for at most a minute after the client was read.
 func (s *Store) CachedClient(ctx context.Context, id string) (*Client, error) {
 	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); inTx {
 		return s.Client(ctx, id)
