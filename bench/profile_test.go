@@ -108,8 +108,8 @@ func TestProfileClientCredentials(t *testing.T) {
 }
 
 // post sends form with HTTP Basic client authentication and returns the
-// body of a 200 reply; an introspection reply must also say the token is
-// active.
+// body of a 200 response. An introspection response must also report the
+// token active.
 func post(ctx context.Context, client *http.Client, target, form, clientID, clientSecret string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form))
 	if err != nil {

@@ -104,10 +104,10 @@ type failureState struct {
 
 // sharedRecheck is how long a client key that has no failures skips the
 // read of its shared record. A lock set by another process therefore
-// reaches this one up to this late, which lets a guesser try a few more
-// times here; against a 256-bit client secret that is harmless, and it
-// saves a query on almost every client-credentials request. User keys,
-// whose passwords can be guessed, are read on every attempt.
+// reaches this one up to this late, so a guesser may try a few more times
+// here. Against a 256-bit client secret that is harmless, and it saves a
+// query on almost every client-credentials request. User keys, whose
+// passwords can be guessed, are read on every attempt.
 const sharedRecheck = time.Second
 
 type addressState struct {

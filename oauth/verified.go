@@ -13,9 +13,9 @@ const (
 	// maxVerifiedTokens bounds the cache; when it is full it is emptied.
 	maxVerifiedTokens = 10_000
 	// verifiedTTL is how long a signature check is reused. A signing key
-	// stays published until every token it signed has expired, so within
-	// a token's lifetime the check cannot change; the bound only limits
-	// how long the cache holds memory.
+	// stays published until every token it signed has expired, so the
+	// result of the check cannot change within a token's lifetime. The
+	// bound only limits how long the cache holds memory.
 	verifiedTTL = time.Minute
 )
 

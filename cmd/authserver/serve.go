@@ -65,7 +65,7 @@ func (o *options) newApp(ctx context.Context) (*app, error) {
 	if o.syncEvery > 0 {
 		store.SetSyncInterval(o.syncEvery)
 		// Load the revocations before the first request. On failure the
-		// store answers from the database until a sync succeeds.
+		// store reads them from the database until a sync succeeds.
 		if err := store.SyncChanges(ctx); err != nil {
 			o.logger.ErrorContext(ctx, "reading the change feed failed; lookups go to the database until it succeeds", "err", err)
 		}
